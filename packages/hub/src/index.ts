@@ -1,1 +1,21 @@
-export {};
+export type { HubConfig, HubConfigInput, LimitConfig, ModelRef, ProviderConfig, PurposeConfig } from "./config.ts";
+export { findConfigPath, loadConfigFile, parseConfig } from "./config.ts";
+export type {
+  Actor,
+  GroupInfo,
+  HookName,
+  HookSpecs,
+  ModelListing,
+  PromptContext,
+  PromptContextArgs,
+  PromptOutcome,
+  Purpose,
+  Secret,
+  SwitchboardPlugin,
+} from "./hooks.ts";
+export { HOOK_NAMES } from "./hooks.ts";
+export type { HubOptions, ModelRequestOptions, PurposeListing } from "./hub.ts";
+export { Hub, HubModel, openHub } from "./hub.ts";
+export { providerSecretName } from "./routing.ts";
+export type { SecretListing } from "./secrets.ts";
+export { generateEncryptionKey, Secrets } from "./secrets.ts";

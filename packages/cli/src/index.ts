@@ -1,0 +1,2 @@
+export type { CliIO } from "./io.ts";
+export { main } from "./main.ts";

@@ -1,0 +1,62 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type AsyncModelDefinition,
+  type CorePlugin,
+  echoPlugin,
+  KeyStore,
+  type ModelRequest,
+  Registry,
+  type StreamPart,
+} from "../src/index.ts";
+
+export function temporaryDirectory(prefix = "switchboard-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A key store in a fresh temporary directory, so tests never read the user's keys. */
+export function temporaryKeyStore(): KeyStore {
+  return new KeyStore(join(temporaryDirectory(), "keys.json"));
+}
+
+/** A model whose behaviour each test scripts, recording every request it receives. */
+export function scriptedModel(
+  id: string,
+  script: (request: ModelRequest, call: number) => AsyncIterable<StreamPart>,
+  extra: Partial<AsyncModelDefinition> = {},
+): AsyncModelDefinition & { requests: ModelRequest[] } {
+  const requests: ModelRequest[] = [];
+  return {
+    id,
+    capabilities: { streaming: true, tools: true, schema: true, attachmentTypes: [] },
+    ...extra,
+    requests,
+    execute(request) {
+      requests.push(request);
+      return script(request, requests.length);
+    },
+  };
+}
+
+export function pluginOf(name: string, ...models: AsyncModelDefinition[]): CorePlugin {
+  return {
+    name,
+    registerModels({ register }) {
+      for (const model of models) register(model);
+    },
+  };
+}
+
+export async function echoRegistry(...extra: CorePlugin[]): Promise<Registry> {
+  return Registry.create([echoPlugin(), ...extra], { keys: temporaryKeyStore() });
+}
+
+/** A promise with its resolve function, for stepping a scripted model by hand. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}
