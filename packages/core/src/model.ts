@@ -61,12 +61,19 @@ export class Model {
   readonly definition: AsyncModelDefinition;
   readonly capabilities: Capabilities;
   readonly #keys: KeyStore;
+  readonly #env: NodeJS.ProcessEnv;
   readonly #context: ExecutionContext;
 
-  constructor(definition: AsyncModelDefinition, keys: KeyStore, context: ExecutionContext = {}) {
+  constructor(
+    definition: AsyncModelDefinition,
+    keys: KeyStore,
+    env: NodeJS.ProcessEnv = process.env,
+    context: ExecutionContext = {},
+  ) {
     this.definition = definition;
     this.capabilities = { ...DEFAULT_CAPABILITIES, ...definition.capabilities };
     this.#keys = keys;
+    this.#env = env;
     this.#context = context;
   }
 
@@ -89,7 +96,7 @@ export class Model {
 
   /** The same model, with every prompt governed by `context` (used by the hub). */
   withContext(context: ExecutionContext): Model {
-    return new Model(this.definition, this.#keys, context);
+    return new Model(this.definition, this.#keys, this.#env, context);
   }
 
   /**
@@ -112,7 +119,7 @@ export class Model {
 
   #envKey(): string | undefined {
     const name = this.definition.keyEnvVar;
-    return name ? process.env[name] || undefined : undefined;
+    return name ? this.#env[name] || undefined : undefined;
   }
 
   prompt(prompt: string, options: PromptOptions = {}): Response {

@@ -14,6 +14,8 @@ function toAsyncDefinition(definition: ModelDefinition): AsyncModelDefinition {
 export interface RegistryOptions {
   /** Where stored keys are read from (default: `keys.json` under the user directory). */
   keys?: KeyStore;
+  /** Where models' key environment variables are read (default: `process.env`). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The models contributed by plugins, looked up by id or alias. */
@@ -23,10 +25,10 @@ export class Registry {
   readonly #byName: Map<string, Model>;
   readonly #entries: readonly RegisteredModel[];
 
-  private constructor(entries: readonly RegisteredModel[], keys: KeyStore) {
+  private constructor(entries: readonly RegisteredModel[], keys: KeyStore, env: NodeJS.ProcessEnv) {
     this.keys = keys;
     this.#entries = entries;
-    this.#models = entries.map((entry) => new Model(toAsyncDefinition(entry.definition), keys));
+    this.#models = entries.map((entry) => new Model(toAsyncDefinition(entry.definition), keys, env));
     this.#byName = new Map();
     // Aliases first, then ids, so a model id always wins over another model's alias.
     for (const [index, entry] of entries.entries()) {
@@ -51,7 +53,7 @@ export class Registry {
         models: entries,
       });
     }
-    return new Registry(entries, options.keys ?? new KeyStore());
+    return new Registry(entries, options.keys ?? new KeyStore(), options.env ?? process.env);
   }
 
   /** All models in registration order. */

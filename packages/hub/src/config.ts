@@ -38,6 +38,9 @@ const providerSchema = z.strictObject({
   base_url: z.url("expected a URL such as http://127.0.0.1:11434/v1"),
   key: z.string().min(1).optional(),
   headers: z.record(z.string(), z.string()).optional(),
+  /** Retries of a 429/5xx/connection failure before giving up (or falling back). */
+  max_retries: z.number().int().min(0).max(10).optional(),
+  timeout_ms: z.number().int().positive().optional(),
   models: z.array(providerModelSchema).min(1, "list at least one model"),
 });
 export type ProviderConfig = z.infer<typeof providerSchema>;

@@ -119,7 +119,7 @@ export class Hub {
     ];
     const env = options.env ?? process.env;
     const keys = options.keys ?? new KeyStore(join(userDirectory(env), "keys.json"));
-    const registry = await Registry.create(plugins, { keys });
+    const registry = await Registry.create(plugins, { keys, env });
     return new Hub(config, plugins, registry, options);
   }
 

@@ -20,6 +20,8 @@ export function configProvidersPlugin(config: HubConfig): SwitchboardPlugin {
           ...(provider.headers ? { headers: provider.headers } : {}),
           // A provider with a configured key needs one; its alias is the provider's name.
           ...(provider.key ? { needsKey: name } : {}),
+          ...(provider.max_retries !== undefined ? { http: { maxRetries: provider.max_retries } } : {}),
+          ...(provider.timeout_ms !== undefined ? { timeoutMs: provider.timeout_ms } : {}),
           models: provider.models.map((entry) => {
             if (typeof entry === "string") return { id: entry };
             const capabilities = {

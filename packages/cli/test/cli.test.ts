@@ -1,0 +1,141 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { main } from "../src/index.ts";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in-process with its own user directory and environment. */
+async function run(argv: string[], options: { stdin?: string; env?: Record<string, string>; userDir?: string } = {}): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const userDir = options.userDir ?? mkdtempSync(join(tmpdir(), "switchboard-cli-"));
+  const code = await main(argv, {
+    stdin: Readable.from(options.stdin === undefined ? [] : [options.stdin]),
+    stdout: { write: (text: string) => (stdout += text) },
+    stderr: { write: (text: string) => (stderr += text) },
+    env: { SWITCHBOARD_USER_PATH: userDir, ...options.env },
+  });
+  return { code, stdout, stderr };
+}
+
+function configFile(yaml: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "switchboard-config-")), "switchboard.yaml");
+  writeFileSync(path, yaml);
+  return path;
+}
+
+describe("switchboard prompt", () => {
+  it("prints the echo JSON", async () => {
+    const result = await run(["prompt", "-m", "echo", "hello world"]);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ prompt: "hello world", system: "", stream: true });
+  });
+
+  it("passes the system prompt, raw output, --no-stream and usage", async () => {
+    expect(JSON.parse((await run(["prompt", "-m", "echo", "-s", "sys", "hi"])).stdout).system).toBe("sys");
+    expect((await run(["prompt", "-m", "echo", '{"raw": "exact text"}'])).stdout).toBe("exact text\n");
+    expect(JSON.parse((await run(["prompt", "-m", "echo", "--no-stream", "hi"])).stdout).stream).toBe(false);
+    const withUsage = await run(["prompt", "-m", "echo", "-u", "hello world"]);
+    expect(withUsage.stderr).toMatch(/^Token usage: 2 input, \d+ output\n$/);
+  });
+
+  it("reads the prompt from stdin and takes options with -o", async () => {
+    const result = await run(["prompt", "-m", "echo", "-o", "example_bool", "true"], { stdin: "from stdin\n" });
+    expect(JSON.parse(result.stdout)).toMatchObject({ prompt: "from stdin\n", options: { example_bool: true } });
+  });
+
+  it("fails before running on an unknown option, naming it", async () => {
+    const result = await run(["prompt", "-m", "echo", "-o", "no_such_option", "1", "hi"]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toBe('Error: Model echo has no option "no_such_option". Valid options: example_bool.\n');
+  });
+
+  it("uses the env var, then the stored key, and explains how to set one", async () => {
+    const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
+    const withEnv = await run(["prompt", "-m", "echo-needs-key", "hi"], { userDir, env: { ECHO_NEEDS_KEY_KEY: "k1" } });
+    expect(JSON.parse(withEnv.stdout).key).toBe("k1");
+    const missing = await run(["prompt", "-m", "echo-needs-key", "hi"], { userDir });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("switchboard keys set echo-needs-key");
+    expect(missing.stderr).toContain("ECHO_NEEDS_KEY_KEY");
+    expect((await run(["keys", "set", "echo-needs-key"], { userDir, stdin: "stored-k\n" })).code).toBe(0);
+    expect(JSON.parse((await run(["prompt", "-m", "echo-needs-key", "hi"], { userDir })).stdout).key).toBe("stored-k");
+    expect((await run(["keys", "get", "echo-needs-key"], { userDir })).stdout).toBe("stored-k\n");
+    expect((await run(["keys", "list"], { userDir })).stdout).toBe("echo-needs-key\n");
+    expect((await run(["keys", "path"], { userDir })).stdout).toBe(`${join(userDir, "keys.json")}\n`);
+  });
+
+  it("exits 2 on a usage error and 1 on an unknown model", async () => {
+    expect((await run(["prompt", "--bogus"])).code).toBe(2);
+    const unknown = await run(["prompt", "-m", "nope", "hi"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^Error: Unknown model: nope\./);
+  });
+});
+
+describe("switchboard models", () => {
+  it("lists the built-in models, as ids and as JSON", async () => {
+    const ids = (await run(["models"], { env: { SWITCHBOARD_CONFIG: configFile("require_keys: false\n") } })).stdout.split("\n");
+    for (const id of ["echo", "echo-needs-key", "markov", "gpt-5.4", "gpt-5.4-mini", "claude-sonnet-4.6"]) expect(ids).toContain(id);
+    const json = JSON.parse((await run(["models", "--json"], { env: { SWITCHBOARD_CONFIG: configFile("require_keys: false\n") } })).stdout);
+    expect(json.find((model: { id: string }) => model.id === "gpt-5.4")).toMatchObject({ provider: "openai", needsKey: "openai" });
+  });
+});
+
+describe("purpose routing from the CLI", () => {
+  const sqlConfig = "models: [echo-needs-key]\nrequire_keys: false\npurposes:\n  sql:\n    model: echo\n    models: [echo]\n";
+
+  it("lists only the purpose's models and enforces them", async () => {
+    const config = configFile(sqlConfig);
+    expect((await run(["--config", config, "models", "--purpose", "sql"])).stdout).toBe("echo\n");
+    const refused = await run(["--config", config, "prompt", "--purpose", "sql", "-m", "echo-needs-key", "hi"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/echo-needs-key is not allowed for purpose "sql"/);
+    const answered = await run(["--config", config, "prompt", "--purpose", "sql", "hi"]);
+    expect(JSON.parse(answered.stdout).prompt).toBe("hi");
+  });
+
+  it("resolves a purpose's key: config secret, then provider secret, then keys file", async () => {
+    const config = configFile("purposes:\n  enrich:\n    model: {model: echo-needs-key, key: ENRICH_KEY}\n");
+    const key = async (env: Record<string, string>, userDir?: string) =>
+      JSON.parse((await run(["--config", config, "prompt", "--purpose", "enrich", "hi"], { env, ...(userDir ? { userDir } : {}) })).stdout).key;
+    expect(await key({ SWITCHBOARD_SECRET_ENRICH_KEY: "e1", SWITCHBOARD_SECRET_ECHO_NEEDS_KEY_API_KEY: "p1" })).toBe("e1");
+    expect(await key({ SWITCHBOARD_SECRET_ECHO_NEEDS_KEY_API_KEY: "p1" })).toBe("p1");
+    const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
+    await run(["keys", "set", "echo-needs-key"], { userDir, stdin: "file-key" });
+    expect(await key({}, userDir)).toBe("file-key");
+  });
+
+  it("lists purposes as JSON", async () => {
+    const config = configFile(`${sqlConfig}    description: Natural language to SQL\n`);
+    const purposes = JSON.parse((await run(["--config", config, "purposes", "--json"])).stdout);
+    expect(purposes).toEqual([{ name: "sql", description: "Natural language to SQL", model: "echo", models: ["echo"] }]);
+  });
+
+  it("fails at load on a typo, naming the path", async () => {
+    const config = configFile("purposes:\n  x:\n    modle: echo\n");
+    const result = await run(["--config", config, "prompt", "hi"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("purposes.x.modle: unknown setting");
+  });
+});
+
+describe("switchboard secrets", () => {
+  it("stores a secret from stdin and lists it without its value", async () => {
+    const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
+    const env = { SWITCHBOARD_SECRETS_KEY: Buffer.alloc(32, 7).toString("base64") };
+    const set = await run(["secrets", "set", "MY_TOKEN"], { userDir, env, stdin: "hunter2\n" });
+    expect(set.code).toBe(0);
+    const listed = await run(["secrets", "list"], { userDir, env });
+    expect(listed.stdout).toContain("MY_TOKEN\tstored v1");
+    expect(listed.stdout + listed.stderr).not.toContain("hunter2");
+  });
+});
