@@ -399,6 +399,7 @@ const OPENAI_MODELS: readonly OpenAIModelEntry[] = [
   { id: "gpt-5.4", reasoning: true },
   { id: "gpt-5.4-mini", reasoning: true },
   { id: "gpt-5.4-nano", reasoning: true },
+  { id: "gpt-5.4-pro", reasoning: true },
   { id: "gpt-5", reasoning: true },
   { id: "gpt-5-mini", reasoning: true },
   { id: "gpt-5-nano", reasoning: true },
