@@ -125,6 +125,7 @@ class WorkerPool {
       try {
         slot.worker.postMessage(job.message);
       } catch (error) {
+        slot.worker.unref();
         this.#idle.push(slot);
         fail(
           job,
@@ -263,7 +264,11 @@ export async function* runSyncModel(
     wake: undefined,
   };
   const jobPool = workerPool();
-  const onAbort = () => job.wake?.();
+  // Kill the worker at once, even if the consumer never asks for the next part.
+  const onAbort = () => {
+    jobPool.cancel(job);
+    job.wake?.();
+  };
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     jobPool.submit(job);

@@ -4,6 +4,7 @@
  * batches. Jobs are never cancelled here: the pool terminates the whole worker instead, because a
  * blocking generator cannot be interrupted from outside.
  */
+import { inspect } from "node:util";
 import { parentPort } from "node:worker_threads";
 import type { StreamPart, SyncModelRequest } from "../types.ts";
 import type { JobMessage, WorkerMessage } from "./pool.ts";
@@ -47,7 +48,9 @@ function toStreamPart(item: unknown): StreamPart | string {
   if (typeof item === "object" && item !== null && typeof (item as { type?: unknown }).type === "string") {
     return item as StreamPart;
   }
-  throw new Error(`The generator yielded ${JSON.stringify(item)}; yield strings (text) or stream parts`);
+  throw new Error(
+    `The generator yielded ${inspect(item, { depth: 1 })}; yield strings (text) or stream parts`,
+  );
 }
 
 function send(message: WorkerMessage): void {
