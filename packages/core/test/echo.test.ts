@@ -132,3 +132,22 @@ describe("echo-needs-key and key resolution", () => {
     expect(new KeyStore(keys.path).get("openai")).toBe("sk-test");
   });
 });
+
+describe("echo chains", () => {
+  it("continues a script found in the last tool result", async () => {
+    const registry = await echoRegistry();
+    let step = 0;
+    const chain = registry.get("echo").chain(JSON.stringify({ prompt: "start", tool_calls: [{ name: "next" }] }), {
+      tools: [
+        {
+          name: "next",
+          execute: () => (++step < 2 ? JSON.stringify({ tool_calls: [{ name: "next" }] }) : "finished"),
+        },
+      ],
+    });
+    await chain.done();
+    expect(chain.responsesSoFar).toHaveLength(3);
+    const last = JSON.parse(await chain.responsesSoFar[2]!.text());
+    expect(last.tool_results[0].output).toBe("finished");
+  });
+});

@@ -5,6 +5,8 @@
  * `docs/plugins.md` documents each hook with an example; a test keeps the two in step.
  */
 import type { CorePlugin, PromptInput, RegisterModelsArgs, Response } from "@switchboard/core";
+import type { Store } from "@switchboard/store";
+import type { Accountant } from "./accounting/accountants.ts";
 import type { HubConfig } from "./config.ts";
 
 /** Who is asking: an authenticated user, a service, or nobody (`undefined`). */
@@ -99,6 +101,8 @@ export interface HookSpecs {
   promptContext: (args: PromptContextArgs) => MaybePromise<PromptContext | undefined>;
   /** Runs when a group ends, after every response in it completed, also when its body threw. */
   groupExit: (args: { group: GroupInfo; responses: readonly Response[]; error?: unknown }) => MaybePromise<void>;
+  /** Adds accountants that hold money before each prompt, chain or group and settle the real cost after. */
+  registerAccountants: (args: { config: HubConfig; store: () => Promise<Store> }) => MaybePromise<readonly Accountant[]>;
   /** Declares named secrets, so listings show them and where each is set. */
   registerSecrets: (args: { config: HubConfig }) => MaybePromise<readonly Secret[]>;
   /** Called when the hub closes: flush buffers, close connections. */
@@ -115,6 +119,7 @@ export const HOOK_NAMES = [
   "defaultModel",
   "promptContext",
   "groupExit",
+  "registerAccountants",
   "registerSecrets",
   "shutdown",
 ] as const satisfies readonly HookName[];

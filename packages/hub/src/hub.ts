@@ -31,7 +31,11 @@ import type {
   Secret,
   SwitchboardPlugin,
 } from "./hooks.ts";
+import type { Accountant } from "./accounting/accountants.ts";
+import { PriceBook } from "./accounting/pricing.ts";
+import { accountingPlugin, budgetsPlugin } from "./plugins/accounting.ts";
 import { configPolicyPlugin, configProvidersPlugin } from "./plugins/config.ts";
+import { usageLogPlugin } from "./plugins/usage-log.ts";
 import { allowlistFor, configuredKeySecrets, defaultModelFor, isAllowed, providerSecretName, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
 
@@ -84,6 +88,8 @@ type HookRunner<K extends keyof HookSpecs> = { plugin: SwitchboardPlugin; hook: 
 export class Hub {
   readonly config: HubConfig;
   readonly secrets: Secrets;
+  /** Shipped prices with the config's overrides. */
+  readonly prices: PriceBook;
   readonly #plugins: readonly SwitchboardPlugin[];
   readonly #registry: Registry;
   readonly #env: NodeJS.ProcessEnv;
@@ -91,10 +97,18 @@ export class Hub {
   #store: Promise<Store> | undefined;
   readonly #ownsStore: boolean;
   #purposes: Promise<Purpose[]> | undefined;
+  #accountants: Promise<Accountant[]> | undefined;
   #closed = false;
 
-  private constructor(config: HubConfig, plugins: SwitchboardPlugin[], registry: Registry, options: HubOptions) {
+  private constructor(
+    config: HubConfig,
+    plugins: SwitchboardPlugin[],
+    registry: Registry,
+    options: HubOptions,
+    prices: PriceBook,
+  ) {
     this.config = config;
+    this.prices = prices;
     this.#plugins = plugins;
     this.#registry = registry;
     this.#env = options.env ?? process.env;
@@ -111,16 +125,36 @@ export class Hub {
   /** Builds a hub from a configuration object (or the embedded default: echo, no keys). */
   static async create(options: HubOptions = {}): Promise<Hub> {
     const config = parseConfig(options.config ?? EMBEDDED_DEFAULT_CONFIG);
+    const prices = new PriceBook(config);
+    // Built-in plugins reach the hub (its store, its accountants) only once it exists.
+    let hub: Hub | undefined;
+    const store = () => (hub as Hub).store();
     const plugins: SwitchboardPlugin[] = [
       ...(options.providers ?? builtinPlugins()),
       configProvidersPlugin(config),
       configPolicyPlugin(),
+      budgetsPlugin(),
+      accountingPlugin({ config, prices, accountants: () => (hub as Hub).accountants() }),
+      usageLogPlugin({ config, prices, store }),
       ...(options.plugins ?? []),
     ];
     const env = options.env ?? process.env;
     const keys = options.keys ?? new KeyStore(join(userDirectory(env), "keys.json"));
     const registry = await Registry.create(plugins, { keys, env });
-    return new Hub(config, plugins, registry, options);
+    hub = new Hub(config, plugins, registry, options, prices);
+    return hub;
+  }
+
+  /** The accountants every plugin registered, in plugin order (collected once). */
+  accountants(): Promise<Accountant[]> {
+    this.#accountants ??= (async () => {
+      const accountants: Accountant[] = [];
+      for (const { hook } of this.#hooks("registerAccountants")) {
+        accountants.push(...(await hook({ config: this.config, store: () => this.store() })));
+      }
+      return accountants;
+    })();
+    return this.#accountants;
   }
 
   /** The storage (opened on first use): `storage:` from the config, else SQLite under the user directory. */

@@ -79,7 +79,11 @@ function createEchoModel(id: string, needsKey: boolean): AsyncModelDefinition {
     },
     options: z.object({ example_bool: z.boolean().optional() }),
     async *execute(request): AsyncGenerator<StreamPart> {
-      const script = readScript(request.prompt);
+      // A chain's follow-up prompt is empty; a tool result holding a JSON script continues the
+      // script, so tests can drive chains of any length.
+      const lastResult = request.toolResults.at(-1);
+      const continued = request.prompt === "" && lastResult ? readScript(lastResult.output) : undefined;
+      const script = continued?.toolCalls.length ? { ...continued, prompt: "" } : readScript(request.prompt);
       const output = script.raw ?? renderEcho(request, script, needsKey);
       // Stream line by line so consumers see several chunks, as from a real provider.
       if (request.stream) {

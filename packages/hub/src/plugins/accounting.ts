@@ -1,0 +1,169 @@
+/**
+ * Budgets as a plugin: before a prompt, a whole chain, or the first prompt of a group, every
+ * accountant reserves an amount (one refusal releases the others and refuses the prompt before
+ * any request); afterwards each settles once with the real cost of all responses — or releases
+ * the hold when the prompt failed having spent nothing.
+ */
+import { describeError, type PromptInput, type Response } from "@switchboard/core";
+import { type Accountant, allowanceAccountant, limitsAccountant, type Reservation } from "../accounting/accountants.ts";
+import { type PriceBook, usdToNanocents } from "../accounting/pricing.ts";
+import type { HubConfig } from "../config.ts";
+import type { SwitchboardPlugin } from "../hooks.ts";
+
+const DEFAULT_RESERVATION_USD = 0.1;
+const DEFAULT_GROUP_RESERVATION_USD = 0.5;
+
+/** Holds the reservation with every accountant; on a refusal releases those already held. */
+async function reserveAll(accountants: readonly Accountant[], reservation: Reservation): Promise<void> {
+  const held: Accountant[] = [];
+  for (const accountant of accountants) {
+    try {
+      await accountant.reserve(reservation);
+    } catch (error) {
+      for (const earlier of held.reverse()) {
+        await earlier.rollback(reservation.txId).catch((rollbackError: unknown) => {
+          process.emitWarning(`Accountant ${earlier.name} could not release ${reservation.txId}: ${describeError(rollbackError)}`);
+        });
+      }
+      throw error;
+    }
+    held.push(accountant);
+  }
+}
+
+async function finishAll(accountants: readonly Accountant[], txId: string, spent: bigint | undefined): Promise<void> {
+  for (const accountant of accountants) {
+    try {
+      if (spent === undefined) await accountant.rollback(txId);
+      else await accountant.settle(txId, spent);
+    } catch (error) {
+      process.emitWarning(`Accountant ${accountant.name} could not settle ${txId}: ${describeError(error)}`);
+    }
+  }
+}
+
+/** A rough upper bound of a prompt's input tokens without a tokenizer (about 3 characters a token). */
+function estimateInputTokens(input: PromptInput): number {
+  const characters = input.prompt.length + (input.system?.length ?? 0) + input.toolResults.reduce((n, r) => n + r.output.length, 0);
+  return Math.ceil(characters / 3) + 16;
+}
+
+interface GroupBooking {
+  txId: string;
+  held: Promise<void> | undefined;
+  spent: bigint;
+}
+
+export function accountingPlugin(options: {
+  config: HubConfig;
+  prices: PriceBook;
+  accountants: () => Promise<readonly Accountant[]>;
+}): SwitchboardPlugin {
+  const { config, prices } = options;
+  const settings = config.accounting ?? {};
+  const groups = new Map<string, GroupBooking>();
+
+  /**
+   * A group's own setting first (groups only); then per model, per purpose, an estimate from
+   * `max_tokens`, and the automatic amount.
+   */
+  const reservationFor = (modelId: string, purpose: string | undefined, input: PromptInput | undefined): bigint => {
+    if (!input && settings.group_reservation_usd !== undefined) return usdToNanocents(settings.group_reservation_usd);
+    const perModel = settings.reservations?.models?.[modelId];
+    if (perModel !== undefined) return usdToNanocents(perModel);
+    const perPurpose = purpose ? settings.reservations?.purposes?.[purpose] : undefined;
+    if (perPurpose !== undefined) return usdToNanocents(perPurpose);
+    const maxTokens = input?.options.max_tokens;
+    if (settings.estimate !== false && input && typeof maxTokens === "number") {
+      const estimate = prices.cost(modelId, { input: estimateInputTokens(input), output: maxTokens });
+      if (estimate !== undefined) return estimate;
+    }
+    return usdToNanocents(input ? (settings.auto_reservation_usd ?? DEFAULT_RESERVATION_USD) : DEFAULT_GROUP_RESERVATION_USD);
+  };
+
+  /** The real cost of a response; an unpriced model is charged its share of the reservation. */
+  const costOf = (response: Response, fallback: bigint): bigint => {
+    const usage = response.usageSoFar;
+    const cost = prices.cost(response.answeredBy ?? response.modelId, usage);
+    if (cost !== undefined) return cost;
+    return usage.input === undefined && usage.output === undefined && response.status === "failed" ? 0n : fallback;
+  };
+
+  return {
+    name: "accounting",
+    async promptContext(args) {
+      if (settings.enabled === false) return undefined;
+      const accountants = await options.accountants();
+      if (accountants.length === 0) return undefined;
+      prices.requirePrice(args.modelId);
+
+      if (args.group) {
+        const group = args.group;
+        let booking = groups.get(group.id);
+        if (!booking) {
+          booking = { txId: group.id, held: undefined, spent: 0n };
+          groups.set(group.id, booking);
+        }
+        const current = booking;
+        const amount = reservationFor(args.modelId, args.purpose, undefined);
+        return {
+          async before() {
+            // The group's first prompt reserves for the whole group; a refused reservation is tried again by the next prompt.
+            current.held ??= reserveAll(accountants, {
+              txId: current.txId,
+              amount,
+              modelId: args.modelId,
+              purpose: args.purpose,
+              actor: args.actor,
+            }).catch((error: unknown) => {
+              current.held = undefined;
+              throw error;
+            });
+            await current.held;
+          },
+          onResponse(response) {
+            current.spent += costOf(response, amount);
+          },
+        };
+      }
+
+      const amount = reservationFor(args.modelId, args.purpose, args.input);
+      let spent = 0n;
+      return {
+        before: () =>
+          reserveAll(accountants, {
+            txId: args.executionId,
+            amount,
+            modelId: args.modelId,
+            purpose: args.purpose,
+            actor: args.actor,
+          }),
+        onResponse(response) {
+          spent += costOf(response, amount);
+        },
+        // A failure that cost nothing releases the hold; anything spent is settled, also on failure.
+        after: ({ error }) => finishAll(accountants, args.executionId, error !== undefined && spent === 0n ? undefined : spent),
+      };
+    },
+    async groupExit({ group }) {
+      const booking = groups.get(group.id);
+      groups.delete(group.id);
+      if (!booking?.held) return;
+      await booking.held;
+      await finishAll(await options.accountants(), booking.txId, booking.spent);
+    },
+  };
+}
+
+/** The built-in accountants the configuration asks for. */
+export function budgetsPlugin(): SwitchboardPlugin {
+  return {
+    name: "budgets",
+    registerAccountants({ config, store }) {
+      const accountants: Accountant[] = [];
+      if (Object.keys(config.limits ?? {}).length > 0) accountants.push(limitsAccountant(config, store));
+      if (config.allowance?.enabled) accountants.push(allowanceAccountant(store));
+      return accountants;
+    },
+  };
+}
