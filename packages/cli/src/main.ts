@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { type AttachmentInput, describeError, KeyStore, userDirectory } from "@switchboard/core";
-import { type Hub, openHub } from "@switchboard/hub";
+import { generateEncryptionKey, type Hub, openHub } from "@switchboard/hub";
+import { addAccountingCommands } from "./accounting-commands.ts";
 import type { CliIO } from "./io.ts";
 import { processIO, readAll } from "./io.ts";
 
@@ -216,6 +217,24 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
         const where = secret.source === "env" ? `env ${secret.envVar}` : secret.source === "store" ? `stored v${secret.version}` : "not set";
         io.stdout.write(`${secret.name}\t${where}${secret.description ? `\t${secret.description}` : ""}\n`);
       }
+    });
+
+  addAccountingCommands(program, io, (command) => hubFor(command.optsWithGlobals()));
+
+  secrets
+    .command("get")
+    .description("Print a secret's value (the only command that shows one)")
+    .argument("<name>")
+    .action(async (name: string, _options, command: Command) => {
+      const value = await (await hubFor(command.optsWithGlobals())).secrets.get(name);
+      if (value === undefined) throw new CliError(`Secret ${name} is not set; store one with 'switchboard secrets set ${name}'.`);
+      io.stdout.write(`${value}\n`);
+    });
+  secrets
+    .command("generate-key")
+    .description("Print a new SWITCHBOARD_SECRETS_KEY")
+    .action(() => {
+      io.stdout.write(`${generateEncryptionKey()}\n`);
     });
 
   try {

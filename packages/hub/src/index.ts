@@ -20,7 +20,7 @@ export { providerSecretName } from "./routing.ts";
 export type { SecretListing } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
 export type { Accountant, Reservation } from "./accounting/accountants.ts";
-export { allowanceAccountant, limitsAccountant, windowReset, windowStart } from "./accounting/accountants.ts";
+export { allowanceAccountant, limitKey, limitsAccountant, windowReset, windowStart } from "./accounting/accountants.ts";
 export type { Price } from "./accounting/pricing.ts";
 export { DEFAULT_PRICES, formatUsd, NANOCENTS_PER_USD, nanocentsToUsd, PRICES_AS_OF, PriceBook, usdToNanocents } from "./accounting/pricing.ts";
 export { UsageWriter } from "./plugins/usage-log.ts";
