@@ -2,8 +2,9 @@
  * Per-call overhead of the core against raw fetch to the same local fake OpenAI server,
  * streaming and not. Run with `npm run bench:core` (options: --rounds=N --calls=N).
  */
-import { join } from "node:path";
+
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KeyStore, openaiCompatiblePlugin, Registry } from "@switchboard/core";
 import { startFakeOpenAI } from "../packages/core/test/fakes/openai-server.ts";
 import { measure, numberArg, printComparison } from "./measure.ts";
@@ -23,7 +24,11 @@ async function rawFetch(stream: boolean): Promise<string> {
   const response = await fetch(endpoint, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "bench-model", messages: [{ role: "user", content: "hello there" }], stream }),
+    body: JSON.stringify({
+      model: "bench-model",
+      messages: [{ role: "user", content: "hello there" }],
+      stream,
+    }),
   });
   if (!stream) {
     const body = (await response.json()) as { choices: { message: { content: string } }[] };
@@ -39,12 +44,17 @@ async function rawFetch(stream: boolean): Promise<string> {
   return text;
 }
 
-console.log(`bench:core — ${rounds} interleaved rounds × ${callsPerRound} sequential calls, Node ${process.versions.node}`);
+console.log(
+  `bench:core — ${rounds} interleaved rounds × ${callsPerRound} sequential calls, Node ${process.versions.node}`,
+);
 for (const stream of [false, true]) {
   const [raw, core] = await measure(
     [
       { name: `raw fetch (${stream ? "stream" : "no stream"})`, call: () => rawFetch(stream) },
-      { name: `switchboard core (${stream ? "stream" : "no stream"})`, call: () => model.prompt("hello there", { stream }).text() },
+      {
+        name: `switchboard core (${stream ? "stream" : "no stream"})`,
+        call: () => model.prompt("hello there", { stream }).text(),
+      },
     ],
     { rounds, callsPerRound, warmupCalls: 200 },
   );

@@ -17,7 +17,9 @@ export interface VariantResult {
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 export async function measure(
@@ -35,16 +37,27 @@ export async function measure(
       perRound.get(variant.name)?.push((performance.now() - started) / options.callsPerRound);
     }
   }
-  return variants.map((variant) => ({ name: variant.name, medianMs: median(perRound.get(variant.name) ?? []) }));
+  return variants.map((variant) => ({
+    name: variant.name,
+    medianMs: median(perRound.get(variant.name) ?? []),
+  }));
 }
 
-export function printComparison(title: string, baseline: VariantResult, candidate: VariantResult, targetMs?: number): void {
+export function printComparison(
+  title: string,
+  baseline: VariantResult,
+  candidate: VariantResult,
+  targetMs?: number,
+): void {
   const added = candidate.medianMs - baseline.medianMs;
-  const target = targetMs === undefined ? "" : `  (target ≤ ${targetMs} ms: ${added <= targetMs ? "met" : "NOT met"})`;
+  const target =
+    targetMs === undefined ? "" : `  (target ≤ ${targetMs} ms: ${added <= targetMs ? "met" : "NOT met"})`;
   console.log(`\n${title}`);
   console.log(`  ${baseline.name.padEnd(34)} ${baseline.medianMs.toFixed(4)} ms/call`);
   console.log(`  ${candidate.name.padEnd(34)} ${candidate.medianMs.toFixed(4)} ms/call`);
-  console.log(`  added per call: ${added.toFixed(4)} ms   ratio: ${(candidate.medianMs / baseline.medianMs).toFixed(3)}${target}`);
+  console.log(
+    `  added per call: ${added.toFixed(4)} ms   ratio: ${(candidate.medianMs / baseline.medianMs).toFixed(3)}${target}`,
+  );
 }
 
 export function numberArg(name: string, fallback: number): number {

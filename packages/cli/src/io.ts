@@ -15,6 +15,7 @@ export async function readAll(stdin: CliIO["stdin"]): Promise<string> {
   if (stdin.isTTY) return "";
   let text = "";
   const decoder = new TextDecoder();
-  for await (const chunk of stdin) text += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+  for await (const chunk of stdin)
+    text += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
   return text + decoder.decode();
 }

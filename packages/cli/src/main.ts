@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
 import { type AttachmentInput, describeError, KeyStore, userDirectory } from "@switchboard/core";
 import { generateEncryptionKey, type Hub, openHub } from "@switchboard/hub";
+import { Command, CommanderError } from "commander";
 import { addAccountingCommands } from "./accounting-commands.ts";
 import type { CliIO } from "./io.ts";
 import { processIO, readAll } from "./io.ts";
@@ -49,11 +49,14 @@ function readSchema(value: string): Record<string, unknown> {
   const text = value.trim().startsWith("{") ? value : readFileSync(value, "utf8");
   try {
     const schema: unknown = JSON.parse(text);
-    if (schema && typeof schema === "object" && !Array.isArray(schema)) return schema as Record<string, unknown>;
+    if (schema && typeof schema === "object" && !Array.isArray(schema))
+      return schema as Record<string, unknown>;
   } catch {
     // Reported below with the fix.
   }
-  throw new CliError(`--schema must be a JSON object or the path of a file holding one (got ${value.slice(0, 40)}).`);
+  throw new CliError(
+    `--schema must be a JSON object or the path of a file holding one (got ${value.slice(0, 40)}).`,
+  );
 }
 
 interface GlobalOptions {
@@ -163,7 +166,8 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     .argument("<alias>")
     .action(async (alias: string) => {
       const value = (await readAll(io.stdin)).trim();
-      if (!value) throw new CliError(`No key on stdin: pipe it in, e.g. echo "$KEY" | switchboard keys set ${alias}`);
+      if (!value)
+        throw new CliError(`No key on stdin: pipe it in, e.g. echo "$KEY" | switchboard keys set ${alias}`);
       keyStore().set(alias, value);
       io.stderr.write(`Stored key for ${alias}.\n`);
     });
@@ -173,7 +177,8 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     .argument("<alias>")
     .action((alias: string) => {
       const value = keyStore().get(alias);
-      if (value === undefined) throw new CliError(`No key stored for ${alias}; set one with 'switchboard keys set ${alias}'.`);
+      if (value === undefined)
+        throw new CliError(`No key stored for ${alias}; set one with 'switchboard keys set ${alias}'.`);
       io.stdout.write(`${value}\n`);
     });
   keys
@@ -197,7 +202,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     .option("--note <note>", "a note shown in listings")
     .action(async (name: string, options, command: Command) => {
       const value = (await readAll(io.stdin)).trim();
-      if (!value) throw new CliError(`No value on stdin: pipe it in, e.g. echo "$VALUE" | switchboard secrets set ${name}`);
+      if (!value)
+        throw new CliError(
+          `No value on stdin: pipe it in, e.g. echo "$VALUE" | switchboard secrets set ${name}`,
+        );
       const hub = await hubFor(command.optsWithGlobals());
       const { version } = await hub.secrets.set(name, value, { note: options.note });
       io.stderr.write(`Stored secret ${name} (version ${version}).\n`);
@@ -214,8 +222,14 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
         return;
       }
       for (const secret of listed) {
-        const where = secret.source === "env" ? `env ${secret.envVar}` : secret.source === "store" ? `stored v${secret.version}` : "not set";
-        io.stdout.write(`${secret.name}\t${where}${secret.description ? `\t${secret.description}` : ""}\n`);
+        const where =
+          secret.source === "env"
+            ? `env ${secret.envVar}`
+            : secret.source === "store"
+              ? `stored v${secret.version}`
+              : "not set";
+        const about = [secret.description, secret.obtainUrl].filter(Boolean).join(" — ");
+        io.stdout.write(`${secret.name}\t${where}${about ? `\t${about}` : ""}\n`);
       }
     });
 
@@ -227,7 +241,8 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     .argument("<name>")
     .action(async (name: string, _options, command: Command) => {
       const value = await (await hubFor(command.optsWithGlobals())).secrets.get(name);
-      if (value === undefined) throw new CliError(`Secret ${name} is not set; store one with 'switchboard secrets set ${name}'.`);
+      if (value === undefined)
+        throw new CliError(`Secret ${name} is not set; store one with 'switchboard secrets set ${name}'.`);
       io.stdout.write(`${value}\n`);
     });
   secrets
@@ -251,4 +266,3 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     await Promise.all(hubs.map((hub) => hub.close()));
   }
 }
-

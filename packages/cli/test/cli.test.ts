@@ -12,7 +12,10 @@ interface Run {
 }
 
 /** Runs the CLI in-process with its own user directory and environment. */
-async function run(argv: string[], options: { stdin?: string; env?: Record<string, string>; userDir?: string } = {}): Promise<Run> {
+async function run(
+  argv: string[],
+  options: { stdin?: string; env?: Record<string, string>; userDir?: string } = {},
+): Promise<Run> {
   let stdout = "";
   let stderr = "";
   const userDir = options.userDir ?? mkdtempSync(join(tmpdir(), "switchboard-cli-"));
@@ -47,27 +50,39 @@ describe("switchboard prompt", () => {
   });
 
   it("reads the prompt from stdin and takes options with -o", async () => {
-    const result = await run(["prompt", "-m", "echo", "-o", "example_bool", "true"], { stdin: "from stdin\n" });
-    expect(JSON.parse(result.stdout)).toMatchObject({ prompt: "from stdin\n", options: { example_bool: true } });
+    const result = await run(["prompt", "-m", "echo", "-o", "example_bool", "true"], {
+      stdin: "from stdin\n",
+    });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      prompt: "from stdin\n",
+      options: { example_bool: true },
+    });
   });
 
   it("fails before running on an unknown option, naming it", async () => {
     const result = await run(["prompt", "-m", "echo", "-o", "no_such_option", "1", "hi"]);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe("");
-    expect(result.stderr).toBe('Error: Model echo has no option "no_such_option". Valid options: example_bool.\n');
+    expect(result.stderr).toBe(
+      'Error: Model echo has no option "no_such_option". Valid options: example_bool.\n',
+    );
   });
 
   it("uses the env var, then the stored key, and explains how to set one", async () => {
     const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
-    const withEnv = await run(["prompt", "-m", "echo-needs-key", "hi"], { userDir, env: { ECHO_NEEDS_KEY_KEY: "k1" } });
+    const withEnv = await run(["prompt", "-m", "echo-needs-key", "hi"], {
+      userDir,
+      env: { ECHO_NEEDS_KEY_KEY: "k1" },
+    });
     expect(JSON.parse(withEnv.stdout).key).toBe("k1");
     const missing = await run(["prompt", "-m", "echo-needs-key", "hi"], { userDir });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("switchboard keys set echo-needs-key");
     expect(missing.stderr).toContain("ECHO_NEEDS_KEY_KEY");
     expect((await run(["keys", "set", "echo-needs-key"], { userDir, stdin: "stored-k\n" })).code).toBe(0);
-    expect(JSON.parse((await run(["prompt", "-m", "echo-needs-key", "hi"], { userDir })).stdout).key).toBe("stored-k");
+    expect(JSON.parse((await run(["prompt", "-m", "echo-needs-key", "hi"], { userDir })).stdout).key).toBe(
+      "stored-k",
+    );
     expect((await run(["keys", "get", "echo-needs-key"], { userDir })).stdout).toBe("stored-k\n");
     expect((await run(["keys", "list"], { userDir })).stdout).toBe("echo-needs-key\n");
     expect((await run(["keys", "path"], { userDir })).stdout).toBe(`${join(userDir, "keys.json")}\n`);
@@ -83,20 +98,39 @@ describe("switchboard prompt", () => {
 
 describe("switchboard models", () => {
   it("lists the built-in models, as ids and as JSON", async () => {
-    const ids = (await run(["models"], { env: { SWITCHBOARD_CONFIG: configFile("require_keys: false\n") } })).stdout.split("\n");
-    for (const id of ["echo", "echo-needs-key", "markov", "gpt-5.4", "gpt-5.4-mini", "claude-sonnet-4.6"]) expect(ids).toContain(id);
-    const json = JSON.parse((await run(["models", "--json"], { env: { SWITCHBOARD_CONFIG: configFile("require_keys: false\n") } })).stdout);
-    expect(json.find((model: { id: string }) => model.id === "gpt-5.4")).toMatchObject({ provider: "openai", needsKey: "openai" });
+    const ids = (
+      await run(["models"], { env: { SWITCHBOARD_CONFIG: configFile("require_keys: false\n") } })
+    ).stdout.split("\n");
+    for (const id of ["echo", "echo-needs-key", "markov", "gpt-5.4", "gpt-5.4-mini", "claude-sonnet-4.6"])
+      expect(ids).toContain(id);
+    const json = JSON.parse(
+      (await run(["models", "--json"], { env: { SWITCHBOARD_CONFIG: configFile("require_keys: false\n") } }))
+        .stdout,
+    );
+    expect(json.find((model: { id: string }) => model.id === "gpt-5.4")).toMatchObject({
+      provider: "openai",
+      needsKey: "openai",
+    });
   });
 });
 
 describe("purpose routing from the CLI", () => {
-  const sqlConfig = "models: [echo-needs-key]\nrequire_keys: false\npurposes:\n  sql:\n    model: echo\n    models: [echo]\n";
+  const sqlConfig =
+    "models: [echo-needs-key]\nrequire_keys: false\npurposes:\n  sql:\n    model: echo\n    models: [echo]\n";
 
   it("lists only the purpose's models and enforces them", async () => {
     const config = configFile(sqlConfig);
     expect((await run(["--config", config, "models", "--purpose", "sql"])).stdout).toBe("echo\n");
-    const refused = await run(["--config", config, "prompt", "--purpose", "sql", "-m", "echo-needs-key", "hi"]);
+    const refused = await run([
+      "--config",
+      config,
+      "prompt",
+      "--purpose",
+      "sql",
+      "-m",
+      "echo-needs-key",
+      "hi",
+    ]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/echo-needs-key is not allowed for purpose "sql"/);
     const answered = await run(["--config", config, "prompt", "--purpose", "sql", "hi"]);
@@ -106,8 +140,17 @@ describe("purpose routing from the CLI", () => {
   it("resolves a purpose's key: config secret, then provider secret, then keys file", async () => {
     const config = configFile("purposes:\n  enrich:\n    model: {model: echo-needs-key, key: ENRICH_KEY}\n");
     const key = async (env: Record<string, string>, userDir?: string) =>
-      JSON.parse((await run(["--config", config, "prompt", "--purpose", "enrich", "hi"], { env, ...(userDir ? { userDir } : {}) })).stdout).key;
-    expect(await key({ SWITCHBOARD_SECRET_ENRICH_KEY: "e1", SWITCHBOARD_SECRET_ECHO_NEEDS_KEY_API_KEY: "p1" })).toBe("e1");
+      JSON.parse(
+        (
+          await run(["--config", config, "prompt", "--purpose", "enrich", "hi"], {
+            env,
+            ...(userDir ? { userDir } : {}),
+          })
+        ).stdout,
+      ).key;
+    expect(
+      await key({ SWITCHBOARD_SECRET_ENRICH_KEY: "e1", SWITCHBOARD_SECRET_ECHO_NEEDS_KEY_API_KEY: "p1" }),
+    ).toBe("e1");
     expect(await key({ SWITCHBOARD_SECRET_ECHO_NEEDS_KEY_API_KEY: "p1" })).toBe("p1");
     const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
     await run(["keys", "set", "echo-needs-key"], { userDir, stdin: "file-key" });
@@ -117,7 +160,9 @@ describe("purpose routing from the CLI", () => {
   it("lists purposes as JSON", async () => {
     const config = configFile(`${sqlConfig}    description: Natural language to SQL\n`);
     const purposes = JSON.parse((await run(["--config", config, "purposes", "--json"])).stdout);
-    expect(purposes).toEqual([{ name: "sql", description: "Natural language to SQL", model: "echo", models: ["echo"] }]);
+    expect(purposes).toEqual([
+      { name: "sql", description: "Natural language to SQL", model: "echo", models: ["echo"] },
+    ]);
   });
 
   it("fails at load on a typo, naming the path", async () => {
@@ -137,5 +182,61 @@ describe("switchboard secrets", () => {
     const listed = await run(["secrets", "list"], { userDir, env });
     expect(listed.stdout).toContain("MY_TOKEN\tstored v1");
     expect(listed.stdout + listed.stderr).not.toContain("hunter2");
+  });
+});
+
+describe("usage, logs, limits and allowance", () => {
+  it("summarises CLI prompts by purpose and shows the prompt log", async () => {
+    const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
+    const config = configFile(
+      "default_model: echo\nusage: {log_prompts: true}\npurposes:\n  sql: {model: echo}\n  notes: {model: echo}\n" +
+        "accounting: {pricing: {echo: {input: 1, output: 2}}}\n",
+    );
+    const env = { SWITCHBOARD_CONFIG: config };
+    for (const [purpose, text] of [
+      ["sql", "how many rows"],
+      ["sql", "top customers"],
+      ["notes", "remember this"],
+    ] as const) {
+      expect((await run(["prompt", "--purpose", purpose, text], { userDir, env })).code).toBe(0);
+    }
+    const summary = JSON.parse(
+      (await run(["usage", "--by", "purpose", "--since", "1h", "--json"], { userDir, env })).stdout,
+    );
+    const sql = summary.find((row: { key: string }) => row.key === "sql");
+    expect(sql).toMatchObject({ responses: 2, inputTokens: 5 });
+    expect(sql.costUsd).toBeGreaterThan(0);
+    expect(summary.find((row: { key: string }) => row.key === "notes")).toMatchObject({
+      responses: 1,
+      inputTokens: 2,
+    });
+    const table = (await run(["usage", "--by", "purpose"], { userDir, env })).stdout;
+    expect(table).toMatch(/^sql\s+2\s+5\s+\d+\s+-\s+\$0\.0000\d+$/m);
+    const logs = JSON.parse((await run(["logs", "-n", "2", "--json"], { userDir, env })).stdout);
+    expect(logs).toHaveLength(2);
+    expect(logs[0]).toMatchObject({ purpose: "notes", prompt: "remember this", modelAnswered: "echo" });
+    expect(JSON.parse(logs[0].response).prompt).toBe("remember this");
+    expect((await run(["usage", "--since", "soon"], { userDir, env })).stderr).toContain(
+      "--since takes a duration",
+    );
+  });
+
+  it("reports limits and tops up allowances", async () => {
+    const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
+    const config = configFile(
+      "default_model: echo\naccounting: {pricing: {echo: {input: 1000, output: 1000}}}\nallowance: {enabled: true}\n" +
+        "limits:\n  daily: {scope: instance, window: calendar-day, amount_usd: 5}\n",
+    );
+    const env = { SWITCHBOARD_CONFIG: config };
+    expect((await run(["allowance", "topup", "ada", "2.5"], { userDir, env })).stdout).toBe(
+      "ada: balance $2.50\n",
+    );
+    expect((await run(["allowance", "show", "ada"], { userDir, env })).stdout).toBe("ada: balance $2.50\n");
+    const limits = JSON.parse((await run(["limits", "--json"], { userDir, env })).stdout);
+    expect(limits).toEqual([
+      expect.objectContaining({ limit: "daily", used: "$0.00", remaining: "$5.00", cap: "$5.00" }),
+    ]);
+    expect(limits[0].reset).toMatch(/^resets at \d{4}-\d\d-\d\dT00:00:00\.000Z$/);
+    expect((await run(["allowance", "topup", "ada", "-1"], { userDir, env })).code).not.toBe(0);
   });
 });

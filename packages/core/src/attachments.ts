@@ -39,7 +39,9 @@ export function normalizeAttachments(
 ): Attachment[] {
   if (inputs.length === 0) return [];
   if (accepted.length === 0) {
-    throw new SwitchboardError("UNSUPPORTED", `Model ${modelId} does not accept attachments.`, { model: modelId });
+    throw new SwitchboardError("UNSUPPORTED", `Model ${modelId} does not accept attachments.`, {
+      model: modelId,
+    });
   }
   return inputs.map((input, index) => {
     let attachment: Attachment;
@@ -47,9 +49,13 @@ export function normalizeAttachments(
       try {
         if (!statSync(input.path).isFile()) throw new Error("not a file");
       } catch {
-        throw new SwitchboardError("INVALID_ATTACHMENT", `Attachment ${index + 1}: no file at ${input.path}.`, {
-          path: input.path,
-        });
+        throw new SwitchboardError(
+          "INVALID_ATTACHMENT",
+          `Attachment ${index + 1}: no file at ${input.path}.`,
+          {
+            path: input.path,
+          },
+        );
       }
       attachment = { type: input.type ?? typeFromName(input.path) ?? "", path: input.path };
     } else if ("url" in input) {

@@ -34,9 +34,14 @@ export async function runToolCalls(
     calls.map(async (call): Promise<ToolResult> => {
       const base = { toolCallId: call.id, name: call.name };
       const tool = tools.find((candidate) => candidate.name === call.name);
-      if (!tool) return { ...base, output: `Error: tool "${call.name}" does not exist`, error: "unknown tool" };
+      if (!tool)
+        return { ...base, output: `Error: tool "${call.name}" does not exist`, error: "unknown tool" };
       if (!tool.execute) {
-        return { ...base, output: `Error: tool "${call.name}" has no implementation`, error: "no implementation" };
+        return {
+          ...base,
+          output: `Error: tool "${call.name}" has no implementation`,
+          error: "no implementation",
+        };
       }
       if (hooks.beforeCall) {
         try {

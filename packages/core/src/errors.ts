@@ -39,7 +39,12 @@ export class SwitchboardError extends Error {
   /** Structured facts about the failure (model id, purpose, status…), safe to log. */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.code = code;
     this.details = details;
@@ -62,8 +67,13 @@ export function isSwitchboardError(error: unknown, code?: ErrorCode): error is S
 export class UnknownModelError extends SwitchboardError {
   override readonly name = "UnknownModelError";
   constructor(modelId: string, known: readonly string[] = []) {
-    const hint = known.length > 0 ? ` Known models: ${known.slice(0, 20).join(", ")}${known.length > 20 ? ", …" : ""}.` : "";
-    super("UNKNOWN_MODEL", `Unknown model: ${modelId}.${hint} Run 'switchboard models' to list them.`, { model: modelId });
+    const hint =
+      known.length > 0
+        ? ` Known models: ${known.slice(0, 20).join(", ")}${known.length > 20 ? ", …" : ""}.`
+        : "";
+    super("UNKNOWN_MODEL", `Unknown model: ${modelId}.${hint} Run 'switchboard models' to list them.`, {
+      model: modelId,
+    });
   }
 }
 

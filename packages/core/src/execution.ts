@@ -7,7 +7,7 @@ export interface ExecutionStart {
   kind: "prompt" | "chain";
   modelId: string;
   input: PromptInput;
-  /** The id shared by every response of a chain (the chain's id); the response id for a prompt. */
+  /** The chain's id for a chain; a fresh `exec_…` id for a single prompt. */
   executionId: string;
   conversationId: string | undefined;
   /** Drives the execution to completion (errors are left to its consumer); used by groups. */

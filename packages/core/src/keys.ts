@@ -33,7 +33,8 @@ export class KeyStore {
 
   set(alias: string, value: string): void {
     if (!alias.trim()) throw new SwitchboardError("INVALID_INPUT", "A key alias cannot be empty.");
-    if (!value.trim()) throw new SwitchboardError("INVALID_INPUT", `The key for ${alias} is empty; nothing was stored.`);
+    if (!value.trim())
+      throw new SwitchboardError("INVALID_INPUT", `The key for ${alias} is empty; nothing was stored.`);
     const keys = { ...this.#read(), [alias]: value.trim() };
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     // Write beside the file and rename, so a crash never leaves a half-written keys file.

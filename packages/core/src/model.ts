@@ -50,7 +50,12 @@ export interface ConversationOptions {
 
 const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
 
-const DEFAULT_CAPABILITIES: Capabilities = { streaming: true, tools: false, schema: false, attachmentTypes: [] };
+const DEFAULT_CAPABILITIES: Capabilities = {
+  streaming: true,
+  tools: false,
+  schema: false,
+  attachmentTypes: [],
+};
 
 /**
  * A registered model, ready to prompt. `prompt()`, `chain()` and `conversation()` validate their
@@ -145,14 +150,22 @@ export class Model {
     }
     const tools = options.tools ?? [];
     if (tools.length > 0 && !this.capabilities.tools) {
-      throw new SwitchboardError("UNSUPPORTED", `Model ${this.id} does not support tools.`, { model: this.id });
+      throw new SwitchboardError("UNSUPPORTED", `Model ${this.id} does not support tools.`, {
+        model: this.id,
+      });
     }
     if (options.schema && !this.capabilities.schema) {
-      throw new SwitchboardError("UNSUPPORTED", `Model ${this.id} does not support schemas.`, { model: this.id });
+      throw new SwitchboardError("UNSUPPORTED", `Model ${this.id} does not support schemas.`, {
+        model: this.id,
+      });
     }
     const input: PromptInput = {
       prompt,
-      attachments: normalizeAttachments(options.attachments ?? [], this.id, this.capabilities.attachmentTypes),
+      attachments: normalizeAttachments(
+        options.attachments ?? [],
+        this.id,
+        this.capabilities.attachmentTypes,
+      ),
       tools: tools.map(toDefinition),
       toolResults: [...(options.toolResults ?? [])],
       options: this.validateOptions(options.options ?? {}),
@@ -170,17 +183,25 @@ export class Model {
     if (!schema) {
       const [first] = Object.keys(options);
       if (first === undefined) return {};
-      throw new SwitchboardError("INVALID_OPTION", `Model ${this.id} has no option "${first}". ${validList}`, {
-        model: this.id,
-        option: first,
-      });
+      throw new SwitchboardError(
+        "INVALID_OPTION",
+        `Model ${this.id} has no option "${first}". ${validList}`,
+        {
+          model: this.id,
+          option: first,
+        },
+      );
     }
     const unknown = Object.keys(options).find((name) => !valid.includes(name));
     if (unknown !== undefined) {
-      throw new SwitchboardError("INVALID_OPTION", `Model ${this.id} has no option "${unknown}". ${validList}`, {
-        model: this.id,
-        option: unknown,
-      });
+      throw new SwitchboardError(
+        "INVALID_OPTION",
+        `Model ${this.id} has no option "${unknown}". ${validList}`,
+        {
+          model: this.id,
+          option: unknown,
+        },
+      );
     }
     const parsed = schema.safeParse(options);
     if (!parsed.success) {
@@ -338,7 +359,12 @@ export class Conversation {
         chainLimit: options.chainLimit ?? this.#options.chainLimit ?? DEFAULT_CHAIN_LIMIT,
         scope,
         createResponse: (stepInput, id) =>
-          model.createResponse(stepInput, merged, { scope, ownsScope: false, chainId: id, conversation: this }),
+          model.createResponse(stepInput, merged, {
+            scope,
+            ownsScope: false,
+            chainId: id,
+            conversation: this,
+          }),
       },
       chainId,
     );

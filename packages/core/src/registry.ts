@@ -72,7 +72,11 @@ export class Registry {
   /** The model with this id or alias; throws `UnknownModelError` naming the known ones. */
   get(idOrAlias: string): Model {
     const model = this.#byName.get(idOrAlias);
-    if (!model) throw new UnknownModelError(idOrAlias, this.#models.map((candidate) => candidate.id));
+    if (!model)
+      throw new UnknownModelError(
+        idOrAlias,
+        this.#models.map((candidate) => candidate.id),
+      );
     return model;
   }
 }

@@ -320,7 +320,8 @@ export function sumUsage(usages: readonly Usage[]): Usage {
     add("cachedInput", usage.cachedInput);
     if (usage.details) {
       total.details ??= {};
-      for (const [name, value] of Object.entries(usage.details)) total.details[name] = (total.details[name] ?? 0) + value;
+      for (const [name, value] of Object.entries(usage.details))
+        total.details[name] = (total.details[name] ?? 0) + value;
     }
   }
   return total;

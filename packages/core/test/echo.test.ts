@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { isSwitchboardError, KeyStore, MissingKeyError, Registry, echoPlugin } from "../src/index.ts";
+import { echoPlugin, isSwitchboardError, KeyStore, MissingKeyError, Registry } from "../src/index.ts";
 import { echoRegistry, temporaryKeyStore } from "./helpers.ts";
 
 afterEach(() => {
@@ -12,7 +12,13 @@ describe("echo model", () => {
     const text = await registry.get("echo").prompt("hello world").text();
     const parsed = JSON.parse(text);
     expect(Object.keys(parsed)).toEqual(["prompt", "system", "attachments", "stream", "previous"]);
-    expect(parsed).toEqual({ prompt: "hello world", system: "", attachments: [], stream: true, previous: [] });
+    expect(parsed).toEqual({
+      prompt: "hello world",
+      system: "",
+      attachments: [],
+      stream: true,
+      previous: [],
+    });
     expect(text).toBe(JSON.stringify(parsed, null, 2));
   });
 
@@ -89,7 +95,9 @@ describe("echo model", () => {
         .prompt("look", { attachments: [{ url: "https://example.com/cat.png" }] })
         .text(),
     );
-    expect(parsed.attachments).toEqual([{ type: "image/png", path: null, url: "https://example.com/cat.png" }]);
+    expect(parsed.attachments).toEqual([
+      { type: "image/png", path: null, url: "https://example.com/cat.png" },
+    ]);
   });
 });
 
@@ -137,14 +145,16 @@ describe("echo chains", () => {
   it("continues a script found in the last tool result", async () => {
     const registry = await echoRegistry();
     let step = 0;
-    const chain = registry.get("echo").chain(JSON.stringify({ prompt: "start", tool_calls: [{ name: "next" }] }), {
-      tools: [
-        {
-          name: "next",
-          execute: () => (++step < 2 ? JSON.stringify({ tool_calls: [{ name: "next" }] }) : "finished"),
-        },
-      ],
-    });
+    const chain = registry
+      .get("echo")
+      .chain(JSON.stringify({ prompt: "start", tool_calls: [{ name: "next" }] }), {
+        tools: [
+          {
+            name: "next",
+            execute: () => (++step < 2 ? JSON.stringify({ tool_calls: [{ name: "next" }] }) : "finished"),
+          },
+        ],
+      });
     await chain.done();
     expect(chain.responsesSoFar).toHaveLength(3);
     const last = JSON.parse(await chain.responsesSoFar[2]!.text());

@@ -83,7 +83,9 @@ describe("responses", () => {
     expect(() => registry.get("echo").prompt("hi", { options: { no_such_option: 1 } })).toThrow(
       /no option "no_such_option".*example_bool/,
     );
-    expect(() => registry.get("opts").prompt("hi", { options: { temperature: 1 } })).toThrow(/takes no options/);
+    expect(() => registry.get("opts").prompt("hi", { options: { temperature: 1 } })).toThrow(
+      /takes no options/,
+    );
     expect(model.requests).toHaveLength(0);
   });
 
@@ -100,7 +102,9 @@ describe("responses", () => {
 
   it("rejects capabilities the model lacks before any request", async () => {
     const registry = await echoRegistry();
-    expect(() => registry.get("echo").prompt("hi", { schema: { type: "object" } })).toThrow(/does not support schemas/);
+    expect(() => registry.get("echo").prompt("hi", { schema: { type: "object" } })).toThrow(
+      /does not support schemas/,
+    );
     expect(() => registry.get("echo").prompt("hi", { attachments: [{ url: "https://x/a.pdf" }] })).toThrow(
       /application\/pdf/,
     );
@@ -138,7 +142,9 @@ describe("responses", () => {
   it("aborts a request through the caller's signal", async () => {
     const model = scriptedModel("hang", async function* (request) {
       yield { type: "text", text: "partial" };
-      await new Promise((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
+      await new Promise((_, reject) =>
+        request.signal.addEventListener("abort", () => reject(request.signal.reason)),
+      );
     });
     const registry = await echoRegistry(pluginOf("test", model));
     const controller = new AbortController();
@@ -152,7 +158,9 @@ describe("responses", () => {
 
   it("times out a request", async () => {
     const model = scriptedModel("stall", async function* (request) {
-      await new Promise((_, reject) => request.signal.addEventListener("abort", () => reject(request.signal.reason)));
+      await new Promise((_, reject) =>
+        request.signal.addEventListener("abort", () => reject(request.signal.reason)),
+      );
       yield { type: "text", text: "never" };
     });
     const registry = await echoRegistry(pluginOf("test", model));
@@ -206,10 +214,14 @@ describe("chains and tools", () => {
     expect(second.tool_results.map((result: { tool_call_id: string }) => result.tool_call_id)).toEqual(
       calls.map((call) => call.id),
     );
-    expect(second.previous).toEqual([{ prompt: toolCallPrompt([
-      { name: "slow", arguments: { n: 1 } },
-      { name: "fast", arguments: { n: 2 } },
-    ]) }]);
+    expect(second.previous).toEqual([
+      {
+        prompt: toolCallPrompt([
+          { name: "slow", arguments: { n: 1 } },
+          { name: "fast", arguments: { n: 2 } },
+        ]),
+      },
+    ]);
   });
 
   it("turns tool errors, unknown tools, cancellations and objects into outputs", async () => {
@@ -225,18 +237,20 @@ describe("chains and tools", () => {
       { name: "guarded", execute: () => "should not run" },
     ];
     const afterCalls: string[] = [];
-    const chain = registry.get("echo").chain(
-      toolCallPrompt([{ name: "broken" }, { name: "missing" }, { name: "object" }, { name: "guarded" }]),
-      {
-        tools,
-        beforeCall(tool) {
-          if (tool.name === "guarded") throw new CancelToolCall("not allowed today");
+    const chain = registry
+      .get("echo")
+      .chain(
+        toolCallPrompt([{ name: "broken" }, { name: "missing" }, { name: "object" }, { name: "guarded" }]),
+        {
+          tools,
+          beforeCall(tool) {
+            if (tool.name === "guarded") throw new CancelToolCall("not allowed today");
+          },
+          afterCall(tool, _call, result) {
+            afterCalls.push(`${tool.name}=${result.output}`);
+          },
         },
-        afterCall(tool, _call, result) {
-          afterCalls.push(`${tool.name}=${result.output}`);
-        },
-      },
-    );
+      );
     await chain.done();
     const last = chain.responsesSoFar.at(-1)!;
     const outputs = last.input.toolResults.map((result) => result.output);
@@ -251,7 +265,9 @@ describe("chains and tools", () => {
 
   it("concatenates every response's text and sums usage", async () => {
     const registry = await echoRegistry();
-    const chain = registry.get("echo").chain(toolCallPrompt([{ name: "t" }]), { tools: [{ name: "t", execute: () => "ok" }] });
+    const chain = registry
+      .get("echo")
+      .chain(toolCallPrompt([{ name: "t" }]), { tools: [{ name: "t", execute: () => "ok" }] });
     const text = await chain.text();
     const [first, second] = chain.responsesSoFar;
     expect(text).toBe((await first!.text()) + (await second!.text()));
@@ -269,7 +285,9 @@ describe("chains and tools", () => {
       yield { type: "tool-call", name: "t", arguments: {} };
     });
     const registry = await echoRegistry(pluginOf("test", model));
-    const chain = registry.get("looper").chain("go", { tools: [{ name: "t", execute: () => "x" }], chainLimit: 3 });
+    const chain = registry
+      .get("looper")
+      .chain("go", { tools: [{ name: "t", execute: () => "x" }], chainLimit: 3 });
     const error = await chain.text().catch((caught: unknown) => caught);
     expect(isSwitchboardError(error, "CHAIN_LIMIT")).toBe(true);
     expect(model.requests).toHaveLength(3);

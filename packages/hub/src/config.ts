@@ -55,7 +55,14 @@ const priceSchema = z.strictObject({
 
 const limitSchema = z.strictObject({
   scope: z.enum(["actor", "instance"]),
-  window: z.enum(["rolling-24h", "rolling-7d", "rolling-30d", "calendar-day", "calendar-week", "calendar-month"]),
+  window: z.enum([
+    "rolling-24h",
+    "rolling-7d",
+    "rolling-30d",
+    "calendar-day",
+    "calendar-week",
+    "calendar-month",
+  ]),
   amount_usd: usdAmount,
   purpose: z.string().optional(),
   model: z.string().optional(),
@@ -139,19 +146,29 @@ export function loadConfigFile(path: string): HubConfig {
   try {
     text = readFileSync(path, "utf8");
   } catch {
-    throw new SwitchboardError("INVALID_CONFIG", `Cannot read the configuration file ${path}; check the path.`, { path });
+    throw new SwitchboardError(
+      "INVALID_CONFIG",
+      `Cannot read the configuration file ${path}; check the path.`,
+      { path },
+    );
   }
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (error) {
-    throw new SwitchboardError("INVALID_CONFIG", `${path} is not valid YAML: ${(error as Error).message}`, { path });
+    throw new SwitchboardError("INVALID_CONFIG", `${path} is not valid YAML: ${(error as Error).message}`, {
+      path,
+    });
   }
   return parseConfig(raw, path);
 }
 
 /** `--config FILE`, else `$SWITCHBOARD_CONFIG`, else `./switchboard.yaml` when it exists. */
-export function findConfigPath(options: { configPath?: string; env?: NodeJS.ProcessEnv; cwd?: string }): string | undefined {
+export function findConfigPath(options: {
+  configPath?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}): string | undefined {
   if (options.configPath) return resolve(options.cwd ?? process.cwd(), options.configPath);
   const fromEnv = (options.env ?? process.env).SWITCHBOARD_CONFIG;
   if (fromEnv) return resolve(options.cwd ?? process.cwd(), fromEnv);

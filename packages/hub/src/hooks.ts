@@ -94,17 +94,28 @@ export interface HookSpecs {
     config: HubConfig;
   }) => MaybePromise<readonly ModelListing[] | undefined>;
   /** Picks the model when the caller named none; the first non-empty answer wins. */
-  defaultModel: (args: { purpose: string | undefined; actor: Actor | undefined; config: HubConfig }) => MaybePromise<
-    string | undefined
-  >;
+  defaultModel: (args: {
+    purpose: string | undefined;
+    actor: Actor | undefined;
+    config: HubConfig;
+  }) => MaybePromise<string | undefined>;
   /** Wraps every prompt and chain; may refuse before any request (see `PromptContext`). */
   promptContext: (args: PromptContextArgs) => MaybePromise<PromptContext | undefined>;
   /** Runs when a group ends, after every response in it completed, also when its body threw. */
-  groupExit: (args: { group: GroupInfo; responses: readonly Response[]; error?: unknown }) => MaybePromise<void>;
+  groupExit: (args: {
+    group: GroupInfo;
+    responses: readonly Response[];
+    error?: unknown;
+  }) => MaybePromise<void>;
   /** Adds accountants that hold money before each prompt, chain or group and settle the real cost after. */
-  registerAccountants: (args: { config: HubConfig; store: () => Promise<Store> }) => MaybePromise<readonly Accountant[]>;
+  registerAccountants: (args: {
+    config: HubConfig;
+    store: () => Promise<Store>;
+  }) => MaybePromise<readonly Accountant[]>;
   /** Declares named secrets, so listings show them and where each is set. */
   registerSecrets: (args: { config: HubConfig }) => MaybePromise<readonly Secret[]>;
+  /** Writes buffered data (such as usage rows) now; runs on `hub.flush()`. */
+  flush: () => MaybePromise<void>;
   /** Called when the hub closes: flush buffers, close connections. */
   shutdown: () => MaybePromise<void>;
 }
@@ -121,6 +132,7 @@ export const HOOK_NAMES = [
   "groupExit",
   "registerAccountants",
   "registerSecrets",
+  "flush",
   "shutdown",
 ] as const satisfies readonly HookName[];
 

@@ -19,7 +19,15 @@ import {
   userDirectory,
 } from "@switchboard/core";
 import { openStore, type Store } from "@switchboard/store";
-import { findConfigPath, type HubConfig, type HubConfigInput, loadConfigFile, parseConfig } from "./config.ts";
+import type { Accountant } from "./accounting/accountants.ts";
+import { PriceBook } from "./accounting/pricing.ts";
+import {
+  findConfigPath,
+  type HubConfig,
+  type HubConfigInput,
+  loadConfigFile,
+  parseConfig,
+} from "./config.ts";
 import type {
   Actor,
   GroupInfo,
@@ -31,12 +39,10 @@ import type {
   Secret,
   SwitchboardPlugin,
 } from "./hooks.ts";
-import type { Accountant } from "./accounting/accountants.ts";
-import { PriceBook } from "./accounting/pricing.ts";
 import { accountingPlugin, budgetsPlugin } from "./plugins/accounting.ts";
 import { configPolicyPlugin, configProvidersPlugin } from "./plugins/config.ts";
 import { usageLogPlugin } from "./plugins/usage-log.ts";
-import { allowlistFor, configuredKeySecrets, defaultModelFor, isAllowed, providerSecretName, sortModels } from "./routing.ts";
+import { configuredKeySecrets, defaultModelFor, providerSecretName, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
 
 export interface HubOptions {
@@ -53,6 +59,11 @@ export interface HubOptions {
   /** A store to use instead of opening the configured one. */
   store?: Store;
 }
+
+const KEY_OBTAIN_URLS: Record<string, string> = {
+  openai: "https://platform.openai.com/api-keys",
+  anthropic: "https://console.anthropic.com/settings/keys",
+};
 
 /** Without any configuration, the echo model answers: Switchboard runs with no keys at all. */
 const EMBEDDED_DEFAULT_CONFIG: HubConfigInput = { default_model: "echo" };
@@ -124,7 +135,11 @@ export class Hub {
 
   /** Builds a hub from a configuration object (or the embedded default: echo, no keys). */
   static async create(options: HubOptions = {}): Promise<Hub> {
-    const config = parseConfig(options.config ?? EMBEDDED_DEFAULT_CONFIG);
+    const config = options.config
+      ? parseConfig(options.config)
+      : options.configPath
+        ? loadConfigFile(options.configPath)
+        : parseConfig(EMBEDDED_DEFAULT_CONFIG);
     const prices = new PriceBook(config);
     // Built-in plugins reach the hub (its store, its accountants) only once it exists.
     let hub: Hub | undefined;
@@ -160,7 +175,9 @@ export class Hub {
   /** The storage (opened on first use): `storage:` from the config, else SQLite under the user directory. */
   store(): Promise<Store> {
     if (this.#closed) throw new SwitchboardError("STORAGE_ERROR", "The hub is closed.");
-    this.#store ??= openStore(this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`);
+    this.#store ??= openStore(
+      this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`,
+    );
     return this.#store;
   }
 
@@ -170,7 +187,8 @@ export class Hub {
    */
   async model(options: ModelRequestOptions = {}, group?: GroupTracker): Promise<HubModel> {
     const { purpose, actor } = options;
-    const id = options.model || (await this.#hookDefault(purpose, actor)) || defaultModelFor(this.config, purpose);
+    const id =
+      options.model || (await this.#hookDefault(purpose, actor)) || defaultModelFor(this.config, purpose);
     if (!id) {
       const where = purpose ? `purposes.${purpose}.model or default_model` : "default_model";
       throw new SwitchboardError(
@@ -193,7 +211,8 @@ export class Hub {
     const fallbacks: FallbackModel[] = [];
     for (const ref of (purpose ? this.config.purposes[purpose]?.fallbacks : undefined) ?? []) {
       const fallback = this.#registry.get(typeof ref === "string" ? ref : ref.model);
-      const fallbackKey = (typeof ref !== "string" && ref.key ? await this.secrets.get(ref.key, actor?.id) : undefined) ??
+      const fallbackKey =
+        (typeof ref !== "string" && ref.key ? await this.secrets.get(ref.key, actor?.id) : undefined) ??
         (await this.#keyFor(fallback, purpose, actor));
       fallbacks.push(fallbackKey === undefined ? { model: fallback } : { model: fallback, key: fallbackKey });
     }
@@ -206,7 +225,9 @@ export class Hub {
   }
 
   /** Models allowed for the purpose and actor, in decision 6's order; keyless ones hidden under `require_keys`. */
-  async models(options: { purpose?: string | undefined; actor?: Actor | undefined } = {}): Promise<ModelListing[]> {
+  async models(
+    options: { purpose?: string | undefined; actor?: Actor | undefined } = {},
+  ): Promise<ModelListing[]> {
     const allowed = await this.#allowedListings(options.purpose, options.actor);
     return sortModels(
       this.config.require_keys ? allowed.filter((listing) => listing.hasKey) : allowed,
@@ -222,7 +243,8 @@ export class Hub {
       purposes.map(async (purpose) => ({
         name: purpose.name,
         description: purpose.description,
-        model: (await this.#hookDefault(purpose.name, undefined)) ?? defaultModelFor(this.config, purpose.name),
+        model:
+          (await this.#hookDefault(purpose.name, undefined)) ?? defaultModelFor(this.config, purpose.name),
         models: (await this.models({ purpose: purpose.name })).map((listing) => listing.id),
       })),
     );
@@ -232,7 +254,10 @@ export class Hub {
    * Decision 11: every prompt inside `body` is tagged with the group; leaving waits for all of
    * them to complete, then runs `groupExit` hooks, also when the body threw.
    */
-  async group<T>(options: ModelRequestOptions, body: (model: HubModel, group: GroupInfo) => Promise<T>): Promise<T> {
+  async group<T>(
+    options: ModelRequestOptions,
+    body: (model: HubModel, group: GroupInfo) => Promise<T>,
+  ): Promise<T> {
     const tracker: GroupTracker = {
       info: { id: newId("grp"), modelId: "", purpose: options.purpose, actor: options.actor },
       completions: [],
@@ -251,12 +276,21 @@ export class Hub {
       for (let index = 0; index < tracker.completions.length; index++) await tracker.completions[index]?.();
       for (const { hook, plugin } of this.#hooks("groupExit")) {
         try {
-          await hook({ group: tracker.info, responses: tracker.responses, ...(error === undefined ? {} : { error }) });
+          await hook({
+            group: tracker.info,
+            responses: tracker.responses,
+            ...(error === undefined ? {} : { error }),
+          });
         } catch (hookError) {
           process.emitWarning(`groupExit hook of ${plugin.name} failed: ${describeError(hookError)}`);
         }
       }
     }
+  }
+
+  /** Waits until plugins have written what they buffered (usage rows). */
+  async flush(): Promise<void> {
+    for (const { hook } of this.#hooks("flush")) await hook();
   }
 
   /** Runs shutdown hooks (plugins flush here) and closes the store. Idempotent. */
@@ -311,7 +345,10 @@ export class Hub {
       needsKey: definition.needsKey,
       keyEnvVar: definition.keyEnvVar,
       capabilities: model.capabilities,
-      hasKey: !definition.needsKey || (await this.#keyFor(model, purpose, actor)) !== undefined || model.hasKey(),
+      hasKey:
+        !definition.needsKey ||
+        model.hasKey() ||
+        (await this.#keyFor(model, purpose, actor, false)) !== undefined,
     };
   }
 
@@ -319,7 +356,12 @@ export class Hub {
    * Decision 7, as far as the hub decides: configured per-purpose keys, then the provider's
    * configured secret, then `<ALIAS>_API_KEY`. Undefined leaves the keys file and env var to the core.
    */
-  async #keyFor(model: Model, purpose: string | undefined, actor: Actor | undefined): Promise<string | undefined> {
+  async #keyFor(
+    model: Model,
+    purpose: string | undefined,
+    actor: Actor | undefined,
+    recordUse = true,
+  ): Promise<string | undefined> {
     const alias = model.needsKey;
     if (!alias) return undefined;
     const names = configuredKeySecrets(this.config, model.id, purpose);
@@ -327,7 +369,7 @@ export class Hub {
     if (providerKey) names.push(providerKey);
     names.push(providerSecretName(alias));
     for (const name of names) {
-      const value = await this.secrets.get(name, actor?.id);
+      const value = recordUse ? await this.secrets.get(name, actor?.id) : await this.secrets.peek(name);
       if (value) return value;
     }
     return undefined;
@@ -351,9 +393,16 @@ export class Hub {
     const add = (secret: Secret) => {
       if (!secrets.has(secret.name)) secrets.set(secret.name, secret);
     };
-    for (const { hook } of this.#hooks("registerSecrets")) for (const secret of await hook({ config: this.config })) add(secret);
+    for (const { hook } of this.#hooks("registerSecrets"))
+      for (const secret of await hook({ config: this.config })) add(secret);
     for (const model of this.#registry.models()) {
-      if (model.needsKey) add({ name: providerSecretName(model.needsKey), description: `API key for ${model.needsKey} models` });
+      if (!model.needsKey) continue;
+      const obtainUrl = KEY_OBTAIN_URLS[model.needsKey];
+      add({
+        name: providerSecretName(model.needsKey),
+        description: `API key for ${model.needsKey} models`,
+        ...(obtainUrl ? { obtainUrl } : {}),
+      });
     }
     return [...secrets.values()];
   }
@@ -398,13 +447,23 @@ export class Hub {
       },
       responseDone: async (response) => {
         group?.responses.push(response);
-        for (const context of active) await context.onResponse?.(response);
+        for (const context of active) await runContextHook(() => context.onResponse?.(response));
       },
       end: async (outcome) => {
         // Onion order: the first context to begin is the last to end.
-        for (let index = active.length - 1; index >= 0; index--) await active[index]?.after?.(outcome);
+        for (let index = active.length - 1; index >= 0; index--)
+          await runContextHook(() => active[index]?.after?.(outcome));
       },
     };
+  }
+}
+
+/** One plugin's failing `onResponse`/`after` must not keep the others from running. */
+async function runContextHook(hook: () => unknown): Promise<void> {
+  try {
+    await hook();
+  } catch (error) {
+    process.emitWarning(`promptContext hook failed: ${describeError(error)}`, { code: "SWITCHBOARD_HOOK" });
   }
 }
 

@@ -1,4 +1,29 @@
-export type { HubConfig, HubConfigInput, LimitConfig, ModelRef, ProviderConfig, PurposeConfig } from "./config.ts";
+export type { Accountant, Reservation } from "./accounting/accountants.ts";
+export {
+  allowanceAccountant,
+  limitKey,
+  limitsAccountant,
+  windowReset,
+  windowStart,
+} from "./accounting/accountants.ts";
+export type { Price } from "./accounting/pricing.ts";
+export {
+  DEFAULT_PRICES,
+  formatUsd,
+  NANOCENTS_PER_USD,
+  nanocentsToUsd,
+  PRICES_AS_OF,
+  PriceBook,
+  usdToNanocents,
+} from "./accounting/pricing.ts";
+export type {
+  HubConfig,
+  HubConfigInput,
+  LimitConfig,
+  ModelRef,
+  ProviderConfig,
+  PurposeConfig,
+} from "./config.ts";
 export { findConfigPath, loadConfigFile, parseConfig } from "./config.ts";
 export type {
   Actor,
@@ -16,11 +41,7 @@ export type {
 export { HOOK_NAMES } from "./hooks.ts";
 export type { HubOptions, ModelRequestOptions, PurposeListing } from "./hub.ts";
 export { Hub, HubModel, openHub } from "./hub.ts";
+export { UsageWriter } from "./plugins/usage-log.ts";
 export { providerSecretName } from "./routing.ts";
 export type { SecretListing } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
-export type { Accountant, Reservation } from "./accounting/accountants.ts";
-export { allowanceAccountant, limitKey, limitsAccountant, windowReset, windowStart } from "./accounting/accountants.ts";
-export type { Price } from "./accounting/pricing.ts";
-export { DEFAULT_PRICES, formatUsd, NANOCENTS_PER_USD, nanocentsToUsd, PRICES_AS_OF, PriceBook, usdToNanocents } from "./accounting/pricing.ts";
-export { UsageWriter } from "./plugins/usage-log.ts";

@@ -45,7 +45,11 @@ export function defaultModelFor(config: HubConfig, purpose: string | undefined):
  * Decision 6: the default first, then the purpose's list in config order, then the global list in
  * config order, then the rest in registration order.
  */
-export function sortModels<T extends { id: string }>(models: readonly T[], config: HubConfig, purpose: string | undefined): T[] {
+export function sortModels<T extends { id: string }>(
+  models: readonly T[],
+  config: HubConfig,
+  purpose: string | undefined,
+): T[] {
   const preferred: string[] = [];
   const defaultId = defaultModelFor(config, purpose);
   if (defaultId) preferred.push(defaultId);
@@ -71,7 +75,11 @@ export function sortModels<T extends { id: string }>(models: readonly T[], confi
  * Decision 7, the configured part: the secret named by the purpose's `models` entry for this model,
  * then by the purpose's `model` ref, then by `default_model` — each only when it names this model.
  */
-export function configuredKeySecrets(config: HubConfig, modelId: string, purpose: string | undefined): string[] {
+export function configuredKeySecrets(
+  config: HubConfig,
+  modelId: string,
+  purpose: string | undefined,
+): string[] {
   const names: string[] = [];
   const consider = (ref: ModelRef | undefined) => {
     const key = refKey(ref);

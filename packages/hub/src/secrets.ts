@@ -11,6 +11,8 @@ const TAG_BYTES = 16;
 export interface SecretListing {
   name: string;
   description: string | undefined;
+  /** Where to obtain a value, when the registering plugin said. */
+  obtainUrl: string | undefined;
   /** Where the value comes from: the environment wins over the store. */
   source: "env" | "store" | "unset";
   envVar: string;
@@ -23,7 +25,9 @@ export interface SecretListing {
 /** A 32-byte key given as 64 hex characters or as base64. */
 function parseEncryptionKey(text: string): Buffer {
   const trimmed = text.trim();
-  const key = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, "hex") : Buffer.from(trimmed, "base64");
+  const key = /^[0-9a-fA-F]{64}$/.test(trimmed)
+    ? Buffer.from(trimmed, "hex")
+    : Buffer.from(trimmed, "base64");
   if (key.length !== 32) {
     throw new SwitchboardError(
       "SECRET_ERROR",
@@ -62,7 +66,16 @@ export class Secrets {
   }
 
   /** The value, or undefined when the secret is set nowhere. Records the use in the store. */
-  async get(name: string, actorId?: string): Promise<string | undefined> {
+  get(name: string, actorId?: string): Promise<string | undefined> {
+    return this.#read(name, true, actorId);
+  }
+
+  /** Like `get`, without recording a use (for listings that only check a key exists). */
+  peek(name: string): Promise<string | undefined> {
+    return this.#read(name, false, undefined);
+  }
+
+  async #read(name: string, recordUse: boolean, actorId: string | undefined): Promise<string | undefined> {
     const fromEnv = this.#env[Secrets.envVar(name)];
     if (fromEnv) return fromEnv;
     const keyText = this.#env[KEY_ENV];
@@ -80,11 +93,15 @@ export class Secrets {
       );
     }
     const value = decrypt(key, stored.ciphertext, name);
-    await store.markSecretUsed(name, stored.version, actorId);
+    if (recordUse) await store.markSecretUsed(name, stored.version, actorId);
     return value;
   }
 
-  async set(name: string, value: string, options: { note?: string; actorId?: string } = {}): Promise<{ version: number }> {
+  async set(
+    name: string,
+    value: string,
+    options: { note?: string; actorId?: string } = {},
+  ): Promise<{ version: number }> {
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
       throw new SwitchboardError("INVALID_INPUT", `Secret names use letters, digits and _ (got "${name}").`);
     }
@@ -115,9 +132,11 @@ export class Secrets {
     return names.map((name) => {
       const row = storedByName.get(name);
       const envVar = Secrets.envVar(name);
+      const declared = registered.find((secret) => secret.name === name);
       return {
         name,
-        description: registered.find((secret) => secret.name === name)?.description,
+        description: declared?.description,
+        obtainUrl: declared?.obtainUrl,
         source: this.#env[envVar] ? "env" : row ? "store" : "unset",
         envVar,
         version: row?.version,
@@ -147,10 +166,16 @@ function decrypt(key: Buffer, ciphertext: Uint8Array, name: string): string {
     const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(0, IV_BYTES));
     decipher.setAAD(Buffer.from(name));
     decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-    return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString("utf8");
+    return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(
+      "utf8",
+    );
   } catch {
-    throw new SwitchboardError("SECRET_ERROR", `Secret ${name} cannot be decrypted: the stored value is damaged.`, {
-      secret: name,
-    });
+    throw new SwitchboardError(
+      "SECRET_ERROR",
+      `Secret ${name} cannot be decrypted: the stored value is damaged.`,
+      {
+        secret: name,
+      },
+    );
   }
 }

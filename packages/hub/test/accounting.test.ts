@@ -1,11 +1,12 @@
 /**
  * Usage log and budgets, run against both storage backends (SQLite and PostgreSQL).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+
 import { isSwitchboardError, KeyStore } from "@switchboard/core";
 import type { Store } from "@switchboard/store";
-import { type StoreBackend, storeBackends } from "../../store/test/backends.ts";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type FakeServer, startFakeOpenAI } from "../../core/test/fakes/openai-server.ts";
+import { postgresBackend, type StoreBackend, storeBackends } from "../../store/test/backends.ts";
 import { Hub, type HubConfigInput, type HubOptions } from "../src/index.ts";
 import { temporaryDirectory } from "./helpers.ts";
 
@@ -55,73 +56,69 @@ describe.each(storeBackends())("usage and budgets on $name", (backend: StoreBack
     await fake?.close();
   });
 
-  it.skipIf(backend.skip)("logs one row per chain response under one chain id and charges the chain once", async () => {
-    const hub = await open({
-      default_model: "echo",
-      usage: { log_prompts: true },
-      accounting: { pricing: { echo: { input: 1000, output: 1000 } }, auto_reservation_usd: 1 },
-      limits: { cap: { scope: "instance", window: "rolling-24h", amount_usd: 100 } },
-    });
-    let step = 0;
-    const chain = (await hub.model()).chain(JSON.stringify({ tool_calls: [{ name: "next" }] }), {
-      tools: [{ name: "next", execute: () => (++step < 2 ? JSON.stringify({ tool_calls: [{ name: "next" }] }) : "done") }],
-    });
-    await chain.text();
-    await hub.close();
-    const reader = await backend.open();
-    const rows = await reader.listUsage({ limit: 10 });
-    expect(rows).toHaveLength(3);
-    expect(new Set(rows.map((row) => row.chainId)).size).toBe(1);
-    expect(rows[0]?.chainId).toMatch(/^chain_/);
-    const sum = rows.reduce((total, row) => total + (row.costNanocents ?? 0n), 0n);
-    expect(sum).toBeGreaterThan(0n);
-    const holds = await reader.listHolds({ key: "limit:cap" });
-    expect(holds).toHaveLength(1);
-    expect(holds[0]).toMatchObject({ status: "settled", settled: sum });
-    // log_prompts: prompt, response and tool traffic are kept.
-    const first = rows.find((row) => row.prompt?.startsWith("{"));
-    expect(first?.toolCalls).toContain('"name":"next"');
-    expect(JSON.parse(first?.response ?? "{}")).toMatchObject({ prompt: "", stream: true });
-    expect(rows.some((row) => row.toolResults?.includes("done"))).toBe(true);
-  });
+  it.skipIf(backend.skip)(
+    "logs one row per chain response under one chain id and charges the chain once",
+    async () => {
+      const hub = await open({
+        default_model: "echo",
+        usage: { log_prompts: true },
+        accounting: { pricing: { echo: { input: 1000, output: 1000 } }, auto_reservation_usd: 1 },
+        limits: { cap: { scope: "instance", window: "rolling-24h", amount_usd: 100 } },
+      });
+      let step = 0;
+      const chain = (await hub.model()).chain(JSON.stringify({ tool_calls: [{ name: "next" }] }), {
+        tools: [
+          {
+            name: "next",
+            execute: () => (++step < 2 ? JSON.stringify({ tool_calls: [{ name: "next" }] }) : "done"),
+          },
+        ],
+      });
+      await chain.text();
+      await hub.close();
+      const reader = await backend.open();
+      const rows = await reader.listUsage({ limit: 10 });
+      expect(rows).toHaveLength(3);
+      expect(new Set(rows.map((row) => row.chainId)).size).toBe(1);
+      expect(rows[0]?.chainId).toMatch(/^chain_/);
+      const sum = rows.reduce((total, row) => total + (row.costNanocents ?? 0n), 0n);
+      expect(sum).toBeGreaterThan(0n);
+      const holds = await reader.listHolds({ key: "limit:cap" });
+      expect(holds).toHaveLength(1);
+      expect(holds[0]).toMatchObject({ status: "settled", settled: sum });
+      // log_prompts: prompt, response and tool traffic are kept.
+      const first = rows.find((row) => row.prompt?.startsWith("{"));
+      expect(first?.toolCalls).toContain('"name":"next"');
+      expect(JSON.parse(first?.response ?? "{}")).toMatchObject({ prompt: "", stream: true });
+      expect(rows.some((row) => row.toolResults?.includes("done"))).toBe(true);
+    },
+  );
 
-  it.skipIf(backend.skip)("lets exactly 100 of 500 concurrent prompts through an instance limit", async () => {
-    const config: HubConfigInput = {
-      default_model: "echo",
-      accounting: pricedEcho,
-      limits: { hundred: { scope: "instance", window: "rolling-24h", amount_usd: 0.1 } },
-    };
-    const hub = await open(config);
-    const model = await hub.model();
-    const results = await Promise.all(Array.from({ length: 500 }, () => outcome(model.prompt(PROMPT).text())));
-    const refused = results.filter((result) => result !== "ok");
-    expect(results.filter((result) => result === "ok")).toHaveLength(100);
-    expect(refused).toHaveLength(400);
-    for (const error of refused) expect(isSwitchboardError(error, "LIMIT_EXCEEDED")).toBe(true);
-    expect((refused[0] as Error).message).toMatch(/Limit "hundred" reached for this instance: \$0\.10 of \$0\.10 used/);
-    await hub.close();
-    const store = await backend.open();
-    expect(await store.spentInWindow("limit:hundred", new Date(Date.now() - 3_600_000))).toBe(100n * COST_PER_PROMPT);
-    expect(await store.listUsage({ limit: 1000 })).toHaveLength(100);
-  });
-
-  it.skipIf(backend.skip || backend.name !== "postgres")(
-    "keeps the limit exact across two hubs sharing one PostgreSQL database",
+  it.skipIf(backend.skip)(
+    "lets exactly 100 of 500 concurrent prompts through an instance limit",
     async () => {
       const config: HubConfigInput = {
         default_model: "echo",
         accounting: pricedEcho,
         limits: { hundred: { scope: "instance", window: "rolling-24h", amount_usd: 0.1 } },
       };
-      const [first, second] = [await open(config), await open(config)];
-      const [modelA, modelB] = [await first!.model(), await second!.model()];
+      const hub = await open(config);
+      const model = await hub.model();
       const results = await Promise.all(
-        Array.from({ length: 500 }, (_, index) => outcome((index % 2 ? modelA : modelB).prompt(PROMPT).text())),
+        Array.from({ length: 500 }, () => outcome(model.prompt(PROMPT).text())),
       );
+      const refused = results.filter((result) => result !== "ok");
       expect(results.filter((result) => result === "ok")).toHaveLength(100);
-      await Promise.all([first!.close(), second!.close()]);
+      expect(refused).toHaveLength(400);
+      for (const error of refused) expect(isSwitchboardError(error, "LIMIT_EXCEEDED")).toBe(true);
+      expect((refused[0] as Error).message).toMatch(
+        /Limit "hundred" reached for this instance: \$0\.10 of \$0\.10 used/,
+      );
+      await hub.close();
       const store = await backend.open();
-      expect(await store.spentInWindow("limit:hundred", new Date(Date.now() - 3_600_000))).toBe(100n * COST_PER_PROMPT);
+      expect(await store.spentInWindow("limit:hundred", new Date(Date.now() - 3_600_000))).toBe(
+        100n * COST_PER_PROMPT,
+      );
       expect(await store.listUsage({ limit: 1000 })).toHaveLength(100);
     },
   );
@@ -191,35 +188,51 @@ describe.each(storeBackends())("usage and budgets on $name", (backend: StoreBack
       limits: { cap: { scope: "instance", window: "rolling-24h", amount_usd: 1 } },
     });
     await hub.group({}, async (model) => {
-      await Promise.all([model.prompt(PROMPT).text(), model.prompt(PROMPT).text(), model.prompt(PROMPT).text()]);
+      await Promise.all([
+        model.prompt(PROMPT).text(),
+        model.prompt(PROMPT).text(),
+        model.prompt(PROMPT).text(),
+      ]);
     });
     const store = await hub.store();
     const holds = await store.listHolds({ key: "limit:cap" });
     expect(holds).toHaveLength(1);
-    expect(holds[0]).toMatchObject({ reserved: 5_000_000_000n, settled: 3n * COST_PER_PROMPT, status: "settled" });
+    expect(holds[0]).toMatchObject({
+      reserved: 5_000_000_000n,
+      settled: 3n * COST_PER_PROMPT,
+      status: "settled",
+    });
   });
 
-  it.skipIf(backend.skip)("writes exactly one row per prompt under concurrency, tokens NULL when unknown", async () => {
-    fake.reset();
-    const hub = await open({
-      default_model: "echo",
-      providers: { fake: { type: "openai", base_url: fake.url, models: ["fake-model"] } },
-    });
-    const model = await hub.model();
-    await Promise.all(Array.from({ length: 200 }, (_, index) => model.prompt(`prompt ${index}`).text()));
-    fake.enqueue({ text: "no usage here", usage: null });
-    await (await hub.model({ model: "fake-model" })).prompt("hi").text();
-    await hub.close();
-    const rows = await (await backend.open()).listUsage({ limit: 1000 });
-    expect(rows).toHaveLength(201);
-    expect(new Set(rows.map((row) => row.id)).size).toBe(201);
-    const fakeRow = rows.find((row) => row.modelAnswered === "fake-model");
-    expect(fakeRow).toMatchObject({ inputTokens: undefined, outputTokens: undefined, costNanocents: undefined, status: "ok" });
-    const echoRow = rows.find((row) => row.modelAnswered === "echo");
-    expect(echoRow?.inputTokens).toBe(2);
-    expect(echoRow?.costNanocents).toBe(0n);
-    expect(echoRow?.prompt).toBeUndefined(); // log_prompts is off
-  });
+  it.skipIf(backend.skip)(
+    "writes exactly one row per prompt under concurrency, tokens NULL when unknown",
+    async () => {
+      fake.reset();
+      const hub = await open({
+        default_model: "echo",
+        providers: { fake: { type: "openai", base_url: fake.url, models: ["fake-model"] } },
+      });
+      const model = await hub.model();
+      await Promise.all(Array.from({ length: 200 }, (_, index) => model.prompt(`prompt ${index}`).text()));
+      fake.enqueue({ text: "no usage here", usage: null });
+      await (await hub.model({ model: "fake-model" })).prompt("hi").text();
+      await hub.close();
+      const rows = await (await backend.open()).listUsage({ limit: 1000 });
+      expect(rows).toHaveLength(201);
+      expect(new Set(rows.map((row) => row.id)).size).toBe(201);
+      const fakeRow = rows.find((row) => row.modelAnswered === "fake-model");
+      expect(fakeRow).toMatchObject({
+        inputTokens: undefined,
+        outputTokens: undefined,
+        costNanocents: undefined,
+        status: "ok",
+      });
+      const echoRow = rows.find((row) => row.modelAnswered === "echo");
+      expect(echoRow?.inputTokens).toBe(2);
+      expect(echoRow?.costNanocents).toBe(0n);
+      expect(echoRow?.prompt).toBeUndefined(); // log_prompts is off
+    },
+  );
 
   it.skipIf(backend.skip)("refuses an unpriced model while budgets apply, unless declared free", async () => {
     fake.reset();
@@ -236,4 +249,43 @@ describe.each(storeBackends())("usage and budgets on $name", (backend: StoreBack
     const lenient = await open({ ...config, accounting: { unpriced: "free" } });
     expect(await (await lenient.model()).prompt("hi").text()).toContain("hi");
   });
+});
+
+describe("budgets across processes sharing PostgreSQL", () => {
+  const backend = postgresBackend();
+  const hubs: Hub[] = [];
+  const open = async (config: HubConfigInput) => {
+    const hub = await hubOn(await backend.open(), config);
+    hubs.push(hub);
+    return hub;
+  };
+  afterAll(async () => {
+    await Promise.all(hubs.splice(0).map((hub) => hub.close()));
+    await backend.cleanup();
+  });
+
+  it.skipIf(backend.skip)(
+    "keeps the limit exact across two hubs sharing one PostgreSQL database",
+    async () => {
+      const config: HubConfigInput = {
+        default_model: "echo",
+        accounting: pricedEcho,
+        limits: { hundred: { scope: "instance", window: "rolling-24h", amount_usd: 0.1 } },
+      };
+      const [first, second] = [await open(config), await open(config)];
+      const [modelA, modelB] = [await first!.model(), await second!.model()];
+      const results = await Promise.all(
+        Array.from({ length: 500 }, (_, index) =>
+          outcome((index % 2 ? modelA : modelB).prompt(PROMPT).text()),
+        ),
+      );
+      expect(results.filter((result) => result === "ok")).toHaveLength(100);
+      await Promise.all([first!.close(), second!.close()]);
+      const store = await backend.open();
+      expect(await store.spentInWindow("limit:hundred", new Date(Date.now() - 3_600_000))).toBe(
+        100n * COST_PER_PROMPT,
+      );
+      expect(await store.listUsage({ limit: 1000 })).toHaveLength(100);
+    },
+  );
 });

@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
 import { isSwitchboardError } from "@switchboard/core";
+import { describe, expect, it } from "vitest";
 import { findConfigPath, loadConfigFile, parseConfig } from "../src/index.ts";
 import { temporaryDirectory } from "./helpers.ts";
 
@@ -17,7 +17,9 @@ function configError(raw: unknown): Error {
 
 describe("configuration", () => {
   it("names the path of a typo inside a purpose", () => {
-    expect(configError({ purposes: { x: { modle: "echo" } } }).message).toContain("purposes.x.modle: unknown setting");
+    expect(configError({ purposes: { x: { modle: "echo" } } }).message).toContain(
+      "purposes.x.modle: unknown setting",
+    );
   });
 
   it("rejects an unknown top-level key", () => {
@@ -31,12 +33,12 @@ describe("configuration", () => {
   });
 
   it("checks provider entries", () => {
-    expect(configError({ providers: { local: { type: "openai", base_url: "not a url", models: ["m"] } } }).message).toContain(
-      "providers.local.base_url",
-    );
-    expect(configError({ providers: { local: { type: "grpc", base_url: "http://x", models: ["m"] } } }).message).toContain(
-      "providers.local.type",
-    );
+    expect(
+      configError({ providers: { local: { type: "openai", base_url: "not a url", models: ["m"] } } }).message,
+    ).toContain("providers.local.base_url");
+    expect(
+      configError({ providers: { local: { type: "grpc", base_url: "http://x", models: ["m"] } } }).message,
+    ).toContain("providers.local.type");
   });
 
   it("applies defaults", () => {
@@ -48,7 +50,10 @@ describe("configuration", () => {
   it("loads YAML, naming the file in errors", () => {
     const dir = temporaryDirectory();
     const good = join(dir, "good.yaml");
-    writeFileSync(good, "default_model: echo\npurposes:\n  sql:\n    model: {model: echo-needs-key, key: SQL_KEY}\n");
+    writeFileSync(
+      good,
+      "default_model: echo\npurposes:\n  sql:\n    model: {model: echo-needs-key, key: SQL_KEY}\n",
+    );
     expect(loadConfigFile(good).purposes.sql?.model).toEqual({ model: "echo-needs-key", key: "SQL_KEY" });
     const bad = join(dir, "bad.yaml");
     writeFileSync(bad, "purposes:\n  x:\n    modle: echo\n");
@@ -63,7 +68,11 @@ describe("configuration", () => {
     expect(findConfigPath({ cwd: dir, env: {} })).toBeUndefined();
     writeFileSync(join(dir, "switchboard.yaml"), "{}");
     expect(findConfigPath({ cwd: dir, env: {} })).toBe(join(dir, "switchboard.yaml"));
-    expect(findConfigPath({ cwd: dir, env: { SWITCHBOARD_CONFIG: "other.yaml" } })).toBe(join(dir, "other.yaml"));
-    expect(findConfigPath({ cwd: dir, env: { SWITCHBOARD_CONFIG: "other.yaml" }, configPath: "x.yaml" })).toBe(join(dir, "x.yaml"));
+    expect(findConfigPath({ cwd: dir, env: { SWITCHBOARD_CONFIG: "other.yaml" } })).toBe(
+      join(dir, "other.yaml"),
+    );
+    expect(
+      findConfigPath({ cwd: dir, env: { SWITCHBOARD_CONFIG: "other.yaml" }, configPath: "x.yaml" }),
+    ).toBe(join(dir, "x.yaml"));
   });
 });

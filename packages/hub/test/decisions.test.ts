@@ -1,8 +1,9 @@
 /**
  * One describe block per decision of DESIGN §2.2; each test pins the decision's behaviour.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
 import { isSwitchboardError, type Response } from "@switchboard/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FakeServer, startFakeOpenAI } from "../../core/test/fakes/openai-server.ts";
 import type { PromptContext, SwitchboardPlugin } from "../src/index.ts";
 import { testHub } from "./helpers.ts";
@@ -30,7 +31,11 @@ describe("decision 1: resolving the model", () => {
 
   it("then the first non-empty defaultModel hook", async () => {
     const hub = await testHub(config, {
-      plugins: [{ name: "empty", defaultModel: () => undefined }, preferEchoNeedsKey, { name: "late", defaultModel: () => "markov" }],
+      plugins: [
+        { name: "empty", defaultModel: () => undefined },
+        preferEchoNeedsKey,
+        { name: "late", defaultModel: () => "markov" },
+      ],
     });
     expect((await hub.model({ purpose: "hooked" })).id).toBe("echo-needs-key");
   });
@@ -52,7 +57,10 @@ describe("decision 1: resolving the model", () => {
 
 describe("decision 2: the resolved model must be allowed", () => {
   it("refuses an explicit id the purpose's list excludes, naming purpose and model", async () => {
-    const hub = await testHub({ models: ["echo-needs-key"], purposes: { sql: { model: "echo", models: ["echo"] } } });
+    const hub = await testHub({
+      models: ["echo-needs-key"],
+      purposes: { sql: { model: "echo", models: ["echo"] } },
+    });
     const error = await failure(hub.model({ model: "echo-needs-key", purpose: "sql" }));
     expect(isSwitchboardError(error, "MODEL_NOT_ALLOWED")).toBe(true);
     expect((error as Error).message).toMatch(/echo-needs-key.*"sql"/);
@@ -174,7 +182,10 @@ describe("decision 7: key resolution", () => {
   const config = {
     default_model: { model: "echo-needs-key", key: "DEFAULT_KEY" },
     purposes: {
-      listed: { models: [{ model: "echo-needs-key", key: "LISTED_KEY" }], model: { model: "echo-needs-key", key: "PURPOSE_KEY" } },
+      listed: {
+        models: [{ model: "echo-needs-key", key: "LISTED_KEY" }],
+        model: { model: "echo-needs-key", key: "PURPOSE_KEY" },
+      },
       own: { model: { model: "echo-needs-key", key: "PURPOSE_KEY" } },
       plain: {},
     },
@@ -227,7 +238,10 @@ describe("decision 8: hook order and first registration wins", () => {
         },
       }),
     });
-    const hub = await testHub({ default_model: "echo" }, { plugins: [plugin("a", "from a"), plugin("b", "from b")] });
+    const hub = await testHub(
+      { default_model: "echo" },
+      { plugins: [plugin("a", "from a"), plugin("b", "from b")] },
+    );
     const purposes = await hub.purposes();
     expect(purposes.find((purpose) => purpose.name === "shared")?.description).toBe("from a");
     await (await hub.model()).prompt("hi").text();
@@ -255,7 +269,9 @@ describe("decision 9: prompt hooks wrap the whole prompt or chain", () => {
       plugins: [
         {
           name: "watcher",
-          promptContext: () => ({ after: ({ error }) => void observed.push(`watcher after: ${(error as Error).message}`) }),
+          promptContext: () => ({
+            after: ({ error }) => void observed.push(`watcher after: ${(error as Error).message}`),
+          }),
         },
         {
           name: "gate",
@@ -280,7 +296,10 @@ describe("decision 9: prompt hooks wrap the whole prompt or chain", () => {
       onResponse: (response) => void events.push(`response ${response.status}`),
       after: ({ responses }) => void events.push(`after ${responses.length}`),
     };
-    const hub = await testHub({ default_model: "echo" }, { plugins: [{ name: "watch", promptContext: () => context }] });
+    const hub = await testHub(
+      { default_model: "echo" },
+      { plugins: [{ name: "watch", promptContext: () => context }] },
+    );
     const model = await hub.model();
     const chain = model.chain(JSON.stringify({ tool_calls: [{ name: "t" }, { name: "t" }] }), {
       tools: [{ name: "t", execute: () => "ok" }],
@@ -294,7 +313,9 @@ describe("decision 9: prompt hooks wrap the whole prompt or chain", () => {
     fake.enqueue({ status: 400, message: "bad request" });
     const outcomes: unknown[] = [];
     const hub = await testHub(fakeConfig(), {
-      plugins: [{ name: "watch", promptContext: () => ({ after: ({ error }) => void outcomes.push(error) }) }],
+      plugins: [
+        { name: "watch", promptContext: () => ({ after: ({ error }) => void outcomes.push(error) }) },
+      ],
     });
     await failure((await hub.model()).prompt("hi").text());
     expect(outcomes).toHaveLength(1);
@@ -306,7 +327,16 @@ describe("decision 9: prompt hooks wrap the whole prompt or chain", () => {
     fake.enqueue({ text: ["one ", "two ", "three"], chunkDelayMs: 150 });
     let finished = false;
     const hub = await testHub(fakeConfig(), {
-      plugins: [{ name: "watch", promptContext: () => ({ after: () => void (finished = true) }) }],
+      plugins: [
+        {
+          name: "watch",
+          promptContext: () => ({
+            after: () => {
+              finished = true;
+            },
+          }),
+        },
+      ],
     });
     const response = (await hub.model()).prompt("hi");
     const iterator = response[Symbol.asyncIterator]();
@@ -356,8 +386,11 @@ describe("decision 11: groups", () => {
         plugins: [
           {
             name: "watch",
-            promptContext: ({ group }) => ({ onResponse: () => void events.push(`response in ${group ? "group" : "none"}`) }),
-            groupExit: ({ responses, error }) => void events.push(`exit ${responses.length} ${error ? "error" : "ok"}`),
+            promptContext: ({ group }) => ({
+              onResponse: () => void events.push(`response in ${group ? "group" : "none"}`),
+            }),
+            groupExit: ({ responses, error }) =>
+              void events.push(`exit ${responses.length} ${error ? "error" : "ok"}`),
           },
         ],
       },
@@ -408,7 +441,11 @@ describe("decision 12: fallbacks", () => {
         },
         purposes: { resilient: { model: "primary", fallbacks: ["backup"] } },
       },
-      { plugins: [{ name: "watch", promptContext: () => ({ onResponse: (r) => void seen.push(r.answeredBy) }) }] },
+      {
+        plugins: [
+          { name: "watch", promptContext: () => ({ onResponse: (r) => void seen.push(r.answeredBy) }) },
+        ],
+      },
     );
     const response = (await hub.model({ purpose: "resilient" })).prompt("hello");
     const text = await response.text();
@@ -426,9 +463,15 @@ describe("decision 13: purposes", () => {
       {
         default_model: "echo",
         require_keys: false,
-        purposes: { enrichments: { description: "Bulk row enrichment", model: "markov", models: ["markov", "echo"] } },
+        purposes: {
+          enrichments: { description: "Bulk row enrichment", model: "markov", models: ["markov", "echo"] },
+        },
       },
-      { plugins: [{ name: "extract", registerPurposes: () => [{ name: "extract", description: "Extract rows" }] }] },
+      {
+        plugins: [
+          { name: "extract", registerPurposes: () => [{ name: "extract", description: "Extract rows" }] },
+        ],
+      },
     );
     const purposes = await hub.purposes();
     expect(purposes).toContainEqual({
@@ -445,9 +488,14 @@ describe("decision 13: purposes", () => {
 
 describe("streaming through the hub with hooks stays incremental", () => {
   it("delivers the first chunk while later ones are still being produced", async () => {
-    const hub = await testHub({ default_model: "markov" }, { plugins: [{ name: "noop", promptContext: () => ({}) }] });
+    const hub = await testHub(
+      { default_model: "markov" },
+      { plugins: [{ name: "noop", promptContext: () => ({}) }] },
+    );
     const model = await hub.model();
-    const response = model.prompt("the cat sat on the mat and the dog sat on the log", { options: { length: 200_000 } });
+    const response = model.prompt("the cat sat on the mat and the dog sat on the log", {
+      options: { length: 200_000 },
+    });
     const iterator = response[Symbol.asyncIterator]();
     await iterator.next();
     expect(response.status).toBe("running");

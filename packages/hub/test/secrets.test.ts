@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
 import { isSwitchboardError } from "@switchboard/core";
 import { openStore } from "@switchboard/store";
+import { describe, expect, it } from "vitest";
 import { generateEncryptionKey } from "../src/index.ts";
 import { testHub } from "./helpers.ts";
 
@@ -37,7 +37,9 @@ describe("secrets", () => {
 
   it("explains how to enable the store when no encryption key is set", async () => {
     const hub = await testHub({});
-    await expect(hub.secrets.set("TOKEN", "v")).rejects.toThrow(/SWITCHBOARD_SECRETS_KEY.*generate-key.*SWITCHBOARD_SECRET_TOKEN/);
+    await expect(hub.secrets.set("TOKEN", "v")).rejects.toThrow(
+      /SWITCHBOARD_SECRETS_KEY.*generate-key.*SWITCHBOARD_SECRET_TOKEN/,
+    );
   });
 
   it("registers provider secrets and every key name in the config", async () => {
@@ -46,12 +48,23 @@ describe("secrets", () => {
       purposes: { enrich: { models: [{ model: "echo-needs-key", key: "ENRICH_KEY" }] } },
     });
     const names = (await hub.secrets.list()).map((secret) => secret.name);
-    expect(names).toEqual(expect.arrayContaining(["DEFAULT_KEY", "ENRICH_KEY", "ECHO_NEEDS_KEY_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"]));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "DEFAULT_KEY",
+        "ENRICH_KEY",
+        "ECHO_NEEDS_KEY_API_KEY",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+      ]),
+    );
   });
 
   it("uses a stored secret for a purpose's key", async () => {
     const env = { SWITCHBOARD_SECRETS_KEY: generateEncryptionKey() };
-    const hub = await testHub({ purposes: { enrich: { model: { model: "echo-needs-key", key: "ENRICH_KEY" } } } }, { env });
+    const hub = await testHub(
+      { purposes: { enrich: { model: { model: "echo-needs-key", key: "ENRICH_KEY" } } } },
+      { env },
+    );
     await hub.secrets.set("ENRICH_KEY", "stored-e1");
     const text = await (await hub.model({ purpose: "enrich" })).prompt("hi").text();
     expect(JSON.parse(text).key).toBe("stored-e1");

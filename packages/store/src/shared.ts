@@ -242,6 +242,10 @@ export const USAGE_COLUMNS = [
   "tool_results",
 ] as const;
 
+/** The SQLite usage insert, shared by the store and its writer thread. Retried ids are skipped. */
+export const INSERT_USAGE_SQLITE = `INSERT INTO switchboard_usage (${USAGE_COLUMNS.join(", ")})
+  VALUES (${USAGE_COLUMNS.map(() => "?").join(", ")}) ON CONFLICT (id) DO NOTHING`;
+
 function optInteger(value: number | undefined, field: string): number | null {
   if (value === undefined || value === null) return null;
   if (!Number.isSafeInteger(value)) {

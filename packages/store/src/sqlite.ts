@@ -7,6 +7,7 @@
 
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS, MIGRATIONS_TABLE } from "./migrations.ts";
 import {
@@ -14,6 +15,7 @@ import {
   clampLimit,
   duplicateTxError,
   firstWholeBucket,
+  INSERT_USAGE_SQLITE,
   isUniqueViolation,
   LIST_SECRETS_SQL,
   mapAllowance,
@@ -35,9 +37,9 @@ import {
   toBuffer,
   toMs,
   toNanocents,
-  USAGE_COLUMNS,
   usageParams,
 } from "./shared.ts";
+import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-usage-writer.ts";
 import type {
   Allowance,
   AllowanceLedgerEntry,
@@ -84,7 +86,12 @@ export function openSqliteStore(path: string, options: OpenStoreOptions = {}): S
       }
       // Money and timestamps are 64-bit: read every integer as bigint so nothing rounds silently.
       db.defaultSafeIntegers(true);
-      const store = new SqliteStore(db, options.clock ?? Date.now);
+      const busyTimeoutMs = Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000));
+      const store = new SqliteStore(
+        db,
+        options.clock ?? Date.now,
+        path === MEMORY_PATH ? undefined : { path, busyTimeoutMs },
+      );
       store.migrate();
       return store;
     } catch (error) {
@@ -101,11 +108,19 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #now: () => number;
   readonly #statements = new Map<string, Database.Statement>();
+  readonly #writerFile: { path: string; busyTimeoutMs: number } | undefined;
+  #writer: UsageWriterThread | undefined;
   #closed = false;
 
-  constructor(db: Database.Database, now: () => number) {
+  /** `writerFile`: the database file, for writing usage rows on a separate thread (files only). */
+  constructor(
+    db: Database.Database,
+    now: () => number,
+    writerFile?: { path: string; busyTimeoutMs: number },
+  ) {
     this.#db = db;
     this.#now = now;
+    this.#writerFile = writerFile;
   }
 
   /** Each missing migration in its own IMMEDIATE transaction, re-checked inside it so two processes opening at once apply it once. */
@@ -147,6 +162,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#writer?.close();
     this.#db.close();
   }
 
@@ -221,13 +237,20 @@ export class SqliteStore implements Store {
   // --- usage log ---------------------------------------------------------------------------------
 
   insertUsage(rows: readonly UsageRecordInput[]): Promise<number> {
+    if (this.#writerFile && rows.length > 0 && !this.#closed) {
+      let params: ReturnType<typeof usageParams>[];
+      try {
+        params = rows.map(usageParams); // validated here, so bad input fails as it does in-thread
+      } catch (error) {
+        return Promise.reject(storageError("sqlite", "insertUsage", error));
+      }
+      this.#writer ??= new UsageWriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
+      return this.#writer.insert(params);
+    }
     return this.#run("insertUsage", () => {
       if (rows.length === 0) return 0;
       const params = rows.map(usageParams);
-      const insert = this.#prepare(
-        `INSERT INTO switchboard_usage (${USAGE_COLUMNS.join(", ")})
-         VALUES (${USAGE_COLUMNS.map(() => "?").join(", ")}) ON CONFLICT (id) DO NOTHING`,
-      );
+      const insert = this.#prepare(INSERT_USAGE_SQLITE);
       return this.#db
         .transaction(() => {
           let inserted = 0;
@@ -523,5 +546,64 @@ export class SqliteStore implements Store {
             ).all(query.actorId, limit);
       return (rows as Row[]).map(mapLedgerEntry);
     });
+  }
+}
+
+/**
+ * The prompting thread only copies usage rows to this writer thread, which inserts them through
+ * its own connection. Resolves once the rows are committed, so a read after it sees them.
+ */
+class UsageWriterThread {
+  readonly #worker: Worker;
+  readonly #pending = new Map<
+    number,
+    { resolve: (inserted: number) => void; reject: (error: unknown) => void }
+  >();
+  readonly #inflight = new Set<Promise<number>>();
+  #nextId = 0;
+
+  constructor(path: string, busyTimeoutMs: number) {
+    const file = import.meta.url.endsWith(".ts") ? "./sqlite-usage-writer.ts" : "./sqlite-usage-writer.js";
+    this.#worker = new Worker(new URL(file, import.meta.url), { workerData: { path, busyTimeoutMs } });
+    this.#worker.unref();
+    this.#worker.on("message", (reply: UsageWriteReply) => {
+      const waiter = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if (this.#pending.size === 0) this.#worker.unref();
+      if (!waiter) return;
+      if ("error" in reply)
+        waiter.reject(
+          storageError("sqlite", "insertUsage", Object.assign(new Error(reply.error), { code: reply.code })),
+        );
+      else waiter.resolve(reply.inserted);
+    });
+    this.#worker.on("error", (error) => this.#failAll(error));
+    this.#worker.on("exit", (code) =>
+      this.#failAll(new Error(`the usage writer thread exited with code ${code}`)),
+    );
+  }
+
+  insert(rows: UsageWriteRequest["rows"]): Promise<number> {
+    const id = this.#nextId++;
+    const written = new Promise<number>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      // Held writes keep the process alive until they are committed.
+      this.#worker.ref();
+      this.#worker.postMessage({ id, rows } satisfies UsageWriteRequest);
+    });
+    this.#inflight.add(written);
+    const forget = () => this.#inflight.delete(written);
+    written.then(forget, forget);
+    return written;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#inflight]);
+    await this.#worker.terminate();
+  }
+
+  #failAll(error: unknown): void {
+    for (const waiter of this.#pending.values()) waiter.reject(storageError("sqlite", "insertUsage", error));
+    this.#pending.clear();
   }
 }

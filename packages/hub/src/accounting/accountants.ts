@@ -67,16 +67,25 @@ export function limitKey(name: string, limit: LimitConfig, actor: Actor | undefi
 }
 
 export function limitApplies(limit: LimitConfig, modelId: string, purpose: string | undefined): boolean {
-  return (limit.purpose === undefined || limit.purpose === purpose) && (limit.model === undefined || limit.model === modelId);
+  return (
+    (limit.purpose === undefined || limit.purpose === purpose) &&
+    (limit.model === undefined || limit.model === modelId)
+  );
 }
 
-export function limitsAccountant(config: HubConfig, store: () => Promise<Store>, clock: () => Date = () => new Date()): Accountant {
+export function limitsAccountant(
+  config: HubConfig,
+  store: () => Promise<Store>,
+  clock: () => Date = () => new Date(),
+): Accountant {
   const limits = Object.entries(config.limits ?? {});
   return {
     name: "limits",
     async reserve(reservation) {
       const now = clock();
-      const applicable = limits.filter(([, limit]) => limitApplies(limit, reservation.modelId, reservation.purpose));
+      const applicable = limits.filter(([, limit]) =>
+        limitApplies(limit, reservation.modelId, reservation.purpose),
+      );
       if (applicable.length === 0) return;
       const caps = applicable.map(([name, limit]) => ({
         key: limitKey(name, limit, reservation.actor),
@@ -94,12 +103,18 @@ export function limitsAccountant(config: HubConfig, store: () => Promise<Store>,
       if (result.ok) return;
       const failedIndex = caps.findIndex((cap) => cap.key === result.key);
       const [name, limit] = applicable[failedIndex] ?? applicable[0] ?? ["?", undefined];
-      const scope = limit?.scope === "actor" ? `for ${reservation.actor?.id ?? "anonymous"}` : "for this instance";
+      const scope =
+        limit?.scope === "actor" ? `for ${reservation.actor?.id ?? "anonymous"}` : "for this instance";
       throw new SwitchboardError(
         "LIMIT_EXCEEDED",
         `Limit "${name}" reached ${scope}: ${formatUsd(result.used)} of ${formatUsd(result.cap)} used in the ${limit?.window} window, ` +
           `this prompt needs up to ${formatUsd(reservation.amount)}; ${limit ? windowReset(limit.window, now) : ""}.`,
-        { limit: name, used: result.used.toString(), cap: result.cap.toString(), needed: reservation.amount.toString() },
+        {
+          limit: name,
+          used: result.used.toString(),
+          cap: result.cap.toString(),
+          needed: reservation.amount.toString(),
+        },
       );
     },
     async settle(txId, actual) {

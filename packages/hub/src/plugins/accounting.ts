@@ -5,7 +5,12 @@
  * the hold when the prompt failed having spent nothing.
  */
 import { describeError, type PromptInput, type Response } from "@switchboard/core";
-import { type Accountant, allowanceAccountant, limitsAccountant, type Reservation } from "../accounting/accountants.ts";
+import {
+  type Accountant,
+  allowanceAccountant,
+  limitsAccountant,
+  type Reservation,
+} from "../accounting/accountants.ts";
 import { type PriceBook, usdToNanocents } from "../accounting/pricing.ts";
 import type { HubConfig } from "../config.ts";
 import type { SwitchboardPlugin } from "../hooks.ts";
@@ -22,7 +27,9 @@ async function reserveAll(accountants: readonly Accountant[], reservation: Reser
     } catch (error) {
       for (const earlier of held.reverse()) {
         await earlier.rollback(reservation.txId).catch((rollbackError: unknown) => {
-          process.emitWarning(`Accountant ${earlier.name} could not release ${reservation.txId}: ${describeError(rollbackError)}`);
+          process.emitWarning(
+            `Accountant ${earlier.name} could not release ${reservation.txId}: ${describeError(rollbackError)}`,
+          );
         });
       }
       throw error;
@@ -31,7 +38,11 @@ async function reserveAll(accountants: readonly Accountant[], reservation: Reser
   }
 }
 
-async function finishAll(accountants: readonly Accountant[], txId: string, spent: bigint | undefined): Promise<void> {
+async function finishAll(
+  accountants: readonly Accountant[],
+  txId: string,
+  spent: bigint | undefined,
+): Promise<void> {
   for (const accountant of accountants) {
     try {
       if (spent === undefined) await accountant.rollback(txId);
@@ -44,7 +55,10 @@ async function finishAll(accountants: readonly Accountant[], txId: string, spent
 
 /** A rough upper bound of a prompt's input tokens without a tokenizer (about 3 characters a token). */
 function estimateInputTokens(input: PromptInput): number {
-  const characters = input.prompt.length + (input.system?.length ?? 0) + input.toolResults.reduce((n, r) => n + r.output.length, 0);
+  const characters =
+    input.prompt.length +
+    (input.system?.length ?? 0) +
+    input.toolResults.reduce((n, r) => n + r.output.length, 0);
   return Math.ceil(characters / 3) + 16;
 }
 
@@ -67,8 +81,13 @@ export function accountingPlugin(options: {
    * A group's own setting first (groups only); then per model, per purpose, an estimate from
    * `max_tokens`, and the automatic amount.
    */
-  const reservationFor = (modelId: string, purpose: string | undefined, input: PromptInput | undefined): bigint => {
-    if (!input && settings.group_reservation_usd !== undefined) return usdToNanocents(settings.group_reservation_usd);
+  const reservationFor = (
+    modelId: string,
+    purpose: string | undefined,
+    input: PromptInput | undefined,
+  ): bigint => {
+    if (!input && settings.group_reservation_usd !== undefined)
+      return usdToNanocents(settings.group_reservation_usd);
     const perModel = settings.reservations?.models?.[modelId];
     if (perModel !== undefined) return usdToNanocents(perModel);
     const perPurpose = purpose ? settings.reservations?.purposes?.[purpose] : undefined;
@@ -78,7 +97,9 @@ export function accountingPlugin(options: {
       const estimate = prices.cost(modelId, { input: estimateInputTokens(input), output: maxTokens });
       if (estimate !== undefined) return estimate;
     }
-    return usdToNanocents(input ? (settings.auto_reservation_usd ?? DEFAULT_RESERVATION_USD) : DEFAULT_GROUP_RESERVATION_USD);
+    return usdToNanocents(
+      input ? (settings.auto_reservation_usd ?? DEFAULT_RESERVATION_USD) : DEFAULT_GROUP_RESERVATION_USD,
+    );
   };
 
   /** The real cost of a response; an unpriced model is charged its share of the reservation. */
@@ -86,7 +107,9 @@ export function accountingPlugin(options: {
     const usage = response.usageSoFar;
     const cost = prices.cost(response.answeredBy ?? response.modelId, usage);
     if (cost !== undefined) return cost;
-    return usage.input === undefined && usage.output === undefined && response.status === "failed" ? 0n : fallback;
+    return usage.input === undefined && usage.output === undefined && response.status === "failed"
+      ? 0n
+      : fallback;
   };
 
   return {
@@ -142,7 +165,8 @@ export function accountingPlugin(options: {
           spent += costOf(response, amount);
         },
         // A failure that cost nothing releases the hold; anything spent is settled, also on failure.
-        after: ({ error }) => finishAll(accountants, args.executionId, error !== undefined && spent === 0n ? undefined : spent),
+        after: ({ error }) =>
+          finishAll(accountants, args.executionId, error !== undefined && spent === 0n ? undefined : spent),
       };
     },
     async groupExit({ group }) {

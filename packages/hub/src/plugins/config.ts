@@ -38,7 +38,10 @@ export function configProvidersPlugin(config: HubConfig): SwitchboardPlugin {
             };
           }),
         };
-        const plugin = provider.type === "anthropic" ? anthropicCompatiblePlugin(endpoint) : openaiCompatiblePlugin(endpoint);
+        const plugin =
+          provider.type === "anthropic"
+            ? anthropicCompatiblePlugin(endpoint)
+            : openaiCompatiblePlugin(endpoint);
         await plugin.registerModels?.(args);
       }
     },
@@ -54,12 +57,16 @@ export function configPolicyPlugin(): SwitchboardPlugin {
       return models.filter((model) => isAllowed(list, model.id, model.aliases));
     },
     registerPurposes({ config }) {
-      return Object.entries(config.purposes).map(([name, purpose]): Purpose =>
-        purpose.description === undefined ? { name } : { name, description: purpose.description },
+      return Object.entries(config.purposes).map(
+        ([name, purpose]): Purpose =>
+          purpose.description === undefined ? { name } : { name, description: purpose.description },
       );
     },
     registerSecrets({ config }) {
-      return configSecretNames(config).map((name) => ({ name, description: `Custom API key named in the configuration` }));
+      return configSecretNames(config).map((name) => ({
+        name,
+        description: `Custom API key named in the configuration`,
+      }));
     },
   };
 }

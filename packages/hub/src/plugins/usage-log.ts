@@ -20,9 +20,13 @@ export class UsageWriter {
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
   #pruned = false;
+  #failing = false;
   #exitHook: (() => void) | undefined;
 
-  constructor(store: () => Promise<Store>, options: { maxBatch?: number; flushIntervalMs?: number; retentionDays?: number | undefined } = {}) {
+  constructor(
+    store: () => Promise<Store>,
+    options: { maxBatch?: number; flushIntervalMs?: number; retentionDays?: number | undefined } = {},
+  ) {
     this.#store = store;
     this.#maxBatch = options.maxBatch ?? 500;
     this.#flushIntervalMs = options.flushIntervalMs ?? 100;
@@ -65,14 +69,20 @@ export class UsageWriter {
       try {
         const store = await this.#store();
         await store.insertUsage(batch);
+        this.#failing = false;
         if (!this.#pruned && this.#retentionDays !== undefined) {
           this.#pruned = true;
           await store.pruneUsage(new Date(Date.now() - this.#retentionDays * DAY_MS));
         }
       } catch (error) {
-        // Keep the rows for the next flush rather than dropping them.
+        // Keep the rows for the next flush rather than dropping them; warn once per failing streak.
         this.#queue.unshift(...batch);
-        process.emitWarning(`Usage log write failed (${batch.length} rows kept for retry): ${describeError(error)}`);
+        if (!this.#failing) {
+          process.emitWarning(
+            `Usage log write failed; ${this.#queue.length} rows kept for retry: ${describeError(error)}`,
+          );
+        }
+        this.#failing = true;
         return;
       }
     }
@@ -109,13 +119,19 @@ export function usageRecord(
     record.prompt = response.input.prompt;
     record.system = response.input.system;
     record.response = response.textSoFar;
-    record.toolCalls = response.toolCallsSoFar.length > 0 ? JSON.stringify(response.toolCallsSoFar) : undefined;
-    record.toolResults = response.input.toolResults.length > 0 ? JSON.stringify(response.input.toolResults) : undefined;
+    record.toolCalls =
+      response.toolCallsSoFar.length > 0 ? JSON.stringify(response.toolCallsSoFar) : undefined;
+    record.toolResults =
+      response.input.toolResults.length > 0 ? JSON.stringify(response.input.toolResults) : undefined;
   }
   return record;
 }
 
-export function usageLogPlugin(options: { config: HubConfig; prices: PriceBook; store: () => Promise<Store> }): SwitchboardPlugin & {
+export function usageLogPlugin(options: {
+  config: HubConfig;
+  prices: PriceBook;
+  store: () => Promise<Store>;
+}): SwitchboardPlugin & {
   writer: UsageWriter;
 } {
   const settings = options.config.usage;
@@ -126,8 +142,11 @@ export function usageLogPlugin(options: { config: HubConfig; prices: PriceBook; 
     writer,
     promptContext(args) {
       if (settings?.enabled === false) return undefined;
-      return { onResponse: (response) => writer.add(usageRecord(response, args, options.prices, logPrompts)) };
+      return {
+        onResponse: (response) => writer.add(usageRecord(response, args, options.prices, logPrompts)),
+      };
     },
+    flush: () => writer.flush(),
     shutdown: () => writer.close(),
   };
 }

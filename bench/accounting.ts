@@ -1,0 +1,122 @@
+/**
+ * Budgets and usage logging under load. `npm run bench:accounting` prints:
+ *  - reserve + settle latency of the limits accountant on SQLite and on PostgreSQL (when one answers
+ *    at $SWITCHBOARD_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test);
+ *  - throughput of N concurrent echo prompts with usage logging on vs off, and the ratio.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KeyStore, newId } from "@switchboard/core";
+import { Hub, limitsAccountant, parseConfig } from "@switchboard/hub";
+import { openStore, type Store } from "@switchboard/store";
+import pg from "pg";
+import { numberArg } from "./measure.ts";
+
+const operations = numberArg("ops", 2000);
+const concurrent = numberArg("concurrent", 500);
+const waves = numberArg("waves", 20);
+const rounds = numberArg("rounds", 6);
+const directory = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+async function reserveSettle(store: Store, label: string): Promise<void> {
+  const config = parseConfig({
+    limits: { daily: { scope: "instance", window: "calendar-day", amount_usd: 1_000_000 } },
+  });
+  const accountant = limitsAccountant(config, async () => store);
+  const reservation = { amount: 1_000_000n, modelId: "echo", purpose: undefined, actor: undefined };
+  for (let i = 0; i < 200; i++) {
+    const txId = newId("tx");
+    await accountant.reserve({ ...reservation, txId });
+    await accountant.settle(txId, 900_000n);
+  }
+  const samples: number[] = [];
+  for (let i = 0; i < operations; i++) {
+    const txId = newId("tx");
+    const started = performance.now();
+    await accountant.reserve({ ...reservation, txId });
+    await accountant.settle(txId, 900_000n);
+    samples.push(performance.now() - started);
+  }
+  const total = samples.reduce((sum, value) => sum + value, 0);
+  console.log(
+    `  ${label.padEnd(12)} median ${median(samples).toFixed(3)} ms   mean ${(total / operations).toFixed(3)} ms   p99 ${[...samples].sort((a, b) => a - b)[Math.floor(operations * 0.99)]?.toFixed(3)} ms`,
+  );
+}
+
+console.log(`bench:accounting — Node ${process.versions.node}`);
+console.log(
+  `\nreserve + settle (limits accountant, one cap), ${operations} sequential operations (target on SQLite ≤ 0.2 ms):`,
+);
+const sqlite = await openStore(`sqlite:${join(directory, "bench.db")}`);
+await reserveSettle(sqlite, "SQLite");
+
+const postgresUrl = process.env.SWITCHBOARD_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432/test";
+const schema = `sb_bench_${Date.now().toString(36)}`;
+let postgres: Store | undefined;
+try {
+  postgres = await openStore(postgresUrl, { schema });
+  await reserveSettle(postgres, "PostgreSQL");
+} catch (error) {
+  console.log(`  PostgreSQL   not measured: ${(error as Error).message}`);
+} finally {
+  await postgres?.close();
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect().then(
+    () => client.query(`drop schema if exists ${schema} cascade`).finally(() => client.end()),
+    () => undefined,
+  );
+}
+
+console.log(
+  `\nthroughput: ${waves} waves of ${concurrent} concurrent echo prompts, ${rounds} interleaved rounds (target: logging costs ≤ 10 %):`,
+);
+const keys = new KeyStore(join(directory, "keys.json"));
+const hubWith = async (logging: boolean) =>
+  Hub.create({
+    config: { default_model: "echo", usage: { enabled: logging } },
+    keys,
+    env: {},
+    store: await openStore(`sqlite:${join(directory, `throughput-${logging}.db`)}`),
+  });
+const variants = [
+  { name: "off", hub: await hubWith(false) },
+  { name: "on", hub: await hubWith(true) },
+];
+const promptsPerSecond = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
+const committedPerSecond = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
+for (let round = 0; round < rounds + 1; round++) {
+  for (const variant of round % 2 ? [...variants].reverse() : variants) {
+    const model = await variant.hub.model();
+    const started = performance.now();
+    for (let wave = 0; wave < waves; wave++) {
+      await Promise.all(
+        Array.from({ length: concurrent }, (_, i) => model.prompt(`prompt number ${i}`).text()),
+      );
+    }
+    const answered = performance.now();
+    await variant.hub.flush(); // until every row is committed
+    const committed = performance.now();
+    if (round === 0) continue; // warm-up
+    promptsPerSecond.get(variant.name)?.push(((concurrent * waves) / (answered - started)) * 1000);
+    committedPerSecond.get(variant.name)?.push(((concurrent * waves) / (committed - started)) * 1000);
+  }
+}
+const report = (label: string, figures: Map<string, number[]>) => {
+  const off = median(figures.get("off") ?? []);
+  const on = median(figures.get("on") ?? []);
+  console.log(`  ${label}`);
+  console.log(
+    `    logging off ${off.toFixed(0).padStart(7)} prompts/s   logging on ${on.toFixed(0).padStart(7)} prompts/s`,
+  );
+  console.log(
+    `    ratio on/off ${(on / off).toFixed(3)}   logging costs ${(100 * (1 - on / off)).toFixed(1)} % of throughput`,
+  );
+};
+report("prompts answered (rows written by the usage writer thread in the background):", promptsPerSecond);
+report("sustained, until every usage row is committed to SQLite:", committedPerSecond);
+for (const variant of variants) await variant.hub.close();
+await sqlite.close();
+rmSync(directory, { recursive: true, force: true });
