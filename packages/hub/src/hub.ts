@@ -65,8 +65,11 @@ const KEY_OBTAIN_URLS: Record<string, string> = {
   anthropic: "https://console.anthropic.com/settings/keys",
 };
 
-/** Without any configuration, the echo model answers: Switchboard runs with no keys at all. */
-const EMBEDDED_DEFAULT_CONFIG: HubConfigInput = { default_model: "echo" };
+/**
+ * Without any configuration, the echo model answers (Switchboard runs with no keys at all) and
+ * every model is listed, each with its key status, so a newcomer sees what there is.
+ */
+const EMBEDDED_DEFAULT_CONFIG: HubConfigInput = { default_model: "echo", require_keys: false };
 
 export interface ModelRequestOptions {
   model?: string | undefined;
