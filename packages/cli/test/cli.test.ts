@@ -240,3 +240,26 @@ describe("usage, logs, limits and allowance", () => {
     expect((await run(["allowance", "topup", "ada", "-1"], { userDir, env })).code).not.toBe(0);
   });
 });
+
+describe("plugins from the configuration", () => {
+  it("loads plugins listed in the config, so their purposes are listed", async () => {
+    const plugin = new URL("../../hub/test/fixtures/extract-plugin.ts", import.meta.url).pathname;
+    const config = configFile(
+      `plugins: [${plugin}]\ndefault_model: echo\npurposes:\n  sql: {model: echo, description: SQL}\n`,
+    );
+    const purposes = JSON.parse((await run(["--config", config, "purposes", "--json"])).stdout);
+    expect(
+      purposes.map((purpose: { name: string; description: string }) => [purpose.name, purpose.description]),
+    ).toEqual([
+      ["sql", "SQL"],
+      ["extract", "Extract structured rows from text"],
+    ]);
+  });
+
+  it("names a plugin that cannot be loaded", async () => {
+    const config = configFile("plugins: [./no-such-plugin.ts]\n");
+    const result = await run(["--config", config, "purposes"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/plugins\[0\]: cannot load \.\/no-such-plugin\.ts/);
+  });
+});

@@ -70,6 +70,8 @@ const limitSchema = z.strictObject({
 export type LimitConfig = z.infer<typeof limitSchema>;
 
 export const configSchema = z.strictObject({
+  /** Plugin modules (paths relative to the config file, or package names), loaded in this order. */
+  plugins: z.array(z.string().min(1, "expected a module path or package name")).default([]),
   default_model: modelRefSchema.optional(),
   models: z.array(z.string()).optional(),
   blocked_models: z.array(z.string()).optional(),

@@ -1,4 +1,5 @@
-import { join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import {
   builtinPlugins,
   type ChainOptions,
@@ -58,6 +59,47 @@ export interface HubOptions {
   keys?: KeyStore;
   /** A store to use instead of opening the configured one. */
   store?: Store;
+  /** Where relative `plugins:` paths in the config are found (default: the config file's folder, else the cwd). */
+  baseDir?: string;
+}
+
+/**
+ * Loads the config's `plugins:` modules. Each module's default export is a plugin, a list of
+ * plugins, or a function (sync or async) returning either.
+ */
+async function loadConfiguredPlugins(
+  specifiers: readonly string[],
+  baseDir: string,
+): Promise<SwitchboardPlugin[]> {
+  const plugins: SwitchboardPlugin[] = [];
+  for (const [index, specifier] of specifiers.entries()) {
+    const local = specifier.startsWith(".") || isAbsolute(specifier);
+    const target = local ? pathToFileURL(resolve(baseDir, specifier)).href : specifier;
+    let exported: unknown;
+    try {
+      exported = ((await import(target)) as { default?: unknown }).default;
+      if (typeof exported === "function") exported = await (exported as () => unknown)();
+    } catch (error) {
+      throw new SwitchboardError(
+        "INVALID_CONFIG",
+        `plugins[${index}]: cannot load ${specifier}: ${describeError(error)}`,
+        {
+          plugin: specifier,
+        },
+      );
+    }
+    for (const plugin of Array.isArray(exported) ? exported : [exported]) {
+      if (!plugin || typeof plugin !== "object" || typeof (plugin as { name?: unknown }).name !== "string") {
+        throw new SwitchboardError(
+          "INVALID_CONFIG",
+          `plugins[${index}]: ${specifier} must default-export a plugin object with a name (or a function returning one).`,
+          { plugin: specifier },
+        );
+      }
+      plugins.push(plugin as SwitchboardPlugin);
+    }
+  }
+  return plugins;
 }
 
 const KEY_OBTAIN_URLS: Record<string, string> = {
@@ -143,6 +185,9 @@ export class Hub {
       : options.configPath
         ? loadConfigFile(options.configPath)
         : parseConfig(EMBEDDED_DEFAULT_CONFIG);
+    const baseDir =
+      options.baseDir ?? (options.configPath ? dirname(resolve(options.configPath)) : process.cwd());
+    const configured = await loadConfiguredPlugins(config.plugins, baseDir);
     const prices = new PriceBook(config);
     // Built-in plugins reach the hub (its store, its accountants) only once it exists.
     let hub: Hub | undefined;
@@ -154,6 +199,7 @@ export class Hub {
       budgetsPlugin(),
       accountingPlugin({ config, prices, accountants: () => (hub as Hub).accountants() }),
       usageLogPlugin({ config, prices, store }),
+      ...configured,
       ...(options.plugins ?? []),
     ];
     const env = options.env ?? process.env;
@@ -516,5 +562,7 @@ export async function openHub(options: HubOptions & { cwd?: string } = {}): Prom
     ...(options.env ? { env: options.env } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
-  return Hub.create(path ? { ...options, config: loadConfigFile(path) } : options);
+  return Hub.create(
+    path ? { ...options, config: loadConfigFile(path), baseDir: options.baseDir ?? dirname(path) } : options,
+  );
 }
