@@ -8,7 +8,6 @@ import type { CorePlugin } from "../plugin.ts";
 import type {
   AsyncModelDefinition,
   Attachment,
-  Capabilities,
   Exchange,
   ModelRequest,
   PromptInput,
@@ -21,12 +20,15 @@ import {
   type CompatibleEndpointConfig,
   DEFAULT_TIMEOUT_MS,
   endpointModelConfig,
+  type HttpModelConfig,
   type HttpSettings,
+  httpModelDefinition,
   isRecord,
   type ProviderContext,
   parseEventJson,
   parseToolArguments,
   postJson,
+  providerContextFor,
   readJsonBody,
   readServerSentEvents,
   requestSignal,
@@ -61,48 +63,17 @@ export const anthropicOptions = z.object({
     .describe("Sequence(s) that end generation"),
 });
 
-export interface AnthropicModelConfig {
-  /** The Switchboard model id. */
-  id: string;
-  /** The model name the API expects (default: `id`). */
-  upstreamName?: string;
+export interface AnthropicModelConfig extends HttpModelConfig {
   /** Base URL without the version path, e.g. `https://api.anthropic.com`. */
   baseUrl: string;
-  headers?: Record<string, string>;
-  needsKey?: string;
-  keyEnvVar?: string;
-  /** Provider name for listings and errors (default `anthropic`). */
-  provider?: string;
-  capabilities?: Partial<Capabilities>;
-  aliases?: readonly string[];
-  /** Accepted options (default: `anthropicOptions`). */
-  options?: z.ZodObject;
   defaultMaxTokens?: number;
-  timeoutMs?: number;
-  http?: HttpSettings;
 }
-
-const DEFAULT_CAPABILITIES: Capabilities = {
-  streaming: true,
-  tools: true,
-  schema: true,
-  attachmentTypes: [],
-};
 
 export function createAnthropicModel(config: AnthropicModelConfig): AsyncModelDefinition {
   const url = `${config.baseUrl.replace(/\/+$/, "")}/v1/messages`;
-  const definition: AsyncModelDefinition = {
-    id: config.id,
-    provider: config.provider ?? "anthropic",
-    capabilities: { ...DEFAULT_CAPABILITIES, ...config.capabilities },
-    options: config.options ?? anthropicOptions,
-    execute: (request) => executeMessages(config, url, request),
-  };
-  if (config.aliases) definition.aliases = config.aliases;
-  if (config.needsKey) definition.needsKey = config.needsKey;
-  if (config.keyEnvVar) definition.keyEnvVar = config.keyEnvVar;
-  if (config.timeoutMs !== undefined) definition.timeoutMs = config.timeoutMs;
-  return definition;
+  return httpModelDefinition(config, { provider: "anthropic", options: anthropicOptions }, (request) =>
+    executeMessages(config, url, request),
+  );
 }
 
 async function* executeMessages(
@@ -110,16 +81,8 @@ async function* executeMessages(
   url: string,
   request: ModelRequest,
 ): AsyncGenerator<StreamPart> {
-  const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const context: ProviderContext = {
-    provider: config.provider ?? "anthropic",
-    model: request.modelId,
-    timeoutMs,
-  };
-  if (config.needsKey) context.keyAlias = config.needsKey;
-  if (config.keyEnvVar) context.keyEnvVar = config.keyEnvVar;
-  if (request.key) context.key = request.key;
-  const { signal, dispose } = requestSignal(request.signal, timeoutMs);
+  const context = providerContextFor(config, "anthropic", request);
+  const { signal, dispose } = requestSignal(request.signal, context.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   try {
     const body = await buildRequestBody(config, request, context);
     const headers: Record<string, string> = { "anthropic-version": ANTHROPIC_VERSION, ...config.headers };

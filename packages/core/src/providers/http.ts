@@ -4,8 +4,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { z } from "zod";
 import { SwitchboardError } from "../errors.ts";
-import type { Attachment, Capabilities } from "../types.ts";
+import type { AsyncModelDefinition, Attachment, Capabilities, ModelRequest } from "../types.ts";
 
 /** Who a request is for: named in every error, and used to say how to fix a rejected key. */
 export interface ProviderContext {
@@ -486,4 +487,68 @@ export function endpointModelConfig(endpoint: CompatibleEndpointConfig, model: C
     ...(endpoint.timeoutMs !== undefined ? { timeoutMs: endpoint.timeoutMs } : {}),
     ...(endpoint.http ? { http: endpoint.http } : {}),
   };
+}
+
+/** Settings every HTTP model has, whatever its wire format. */
+export interface HttpModelConfig {
+  /** The Switchboard model id. */
+  id: string;
+  /** The model name the endpoint expects (default: `id`). */
+  upstreamName?: string;
+  baseUrl: string;
+  headers?: Record<string, string>;
+  needsKey?: string;
+  keyEnvVar?: string;
+  /** Provider name for listings and errors (default: the wire format's name). */
+  provider?: string;
+  capabilities?: Partial<Capabilities>;
+  aliases?: readonly string[];
+  /** Accepted options (default: the wire format's options). */
+  options?: z.ZodObject;
+  timeoutMs?: number;
+  http?: HttpSettings;
+}
+
+const HTTP_MODEL_CAPABILITIES: Capabilities = {
+  streaming: true,
+  tools: true,
+  schema: true,
+  attachmentTypes: [],
+};
+
+/** The model definition of an HTTP model; `execute` speaks the wire format. */
+export function httpModelDefinition(
+  config: HttpModelConfig,
+  defaults: { provider: string; options: z.ZodObject },
+  execute: AsyncModelDefinition["execute"],
+): AsyncModelDefinition {
+  const definition: AsyncModelDefinition = {
+    id: config.id,
+    provider: config.provider ?? defaults.provider,
+    capabilities: { ...HTTP_MODEL_CAPABILITIES, ...config.capabilities },
+    options: config.options ?? defaults.options,
+    execute,
+  };
+  if (config.aliases) definition.aliases = config.aliases;
+  if (config.needsKey) definition.needsKey = config.needsKey;
+  if (config.keyEnvVar) definition.keyEnvVar = config.keyEnvVar;
+  if (config.timeoutMs !== undefined) definition.timeoutMs = config.timeoutMs;
+  return definition;
+}
+
+/** What errors of one request may mention (the key only to scrub it from provider messages). */
+export function providerContextFor(
+  config: HttpModelConfig,
+  defaultProvider: string,
+  request: ModelRequest,
+): ProviderContext {
+  const context: ProviderContext = {
+    provider: config.provider ?? defaultProvider,
+    model: request.modelId,
+    timeoutMs: config.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  };
+  if (config.needsKey) context.keyAlias = config.needsKey;
+  if (config.keyEnvVar) context.keyEnvVar = config.keyEnvVar;
+  if (request.key) context.key = request.key;
+  return context;
 }

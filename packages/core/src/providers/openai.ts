@@ -8,7 +8,6 @@ import type { CorePlugin } from "../plugin.ts";
 import type {
   AsyncModelDefinition,
   Attachment,
-  Capabilities,
   Exchange,
   ModelRequest,
   PromptInput,
@@ -21,12 +20,15 @@ import {
   type CompatibleEndpointConfig,
   DEFAULT_TIMEOUT_MS,
   endpointModelConfig,
+  type HttpModelConfig,
   type HttpSettings,
+  httpModelDefinition,
   isRecord,
   type ProviderContext,
   parseEventJson,
   parseToolArguments,
   postJson,
+  providerContextFor,
   readJsonBody,
   readServerSentEvents,
   requestSignal,
@@ -59,49 +61,18 @@ export const openaiReasoningOptions = z.object({
     .describe("How much the model reasons before answering (supported levels vary by model)"),
 });
 
-export interface OpenAIModelConfig {
-  /** The Switchboard model id. */
-  id: string;
-  /** The model name the endpoint expects (default: `id`). */
-  upstreamName?: string;
+export interface OpenAIModelConfig extends HttpModelConfig {
   /** Base URL including the version path, e.g. `https://api.openai.com/v1`. */
   baseUrl: string;
-  headers?: Record<string, string>;
-  needsKey?: string;
-  keyEnvVar?: string;
-  /** Provider name for listings and errors (default `openai`). */
-  provider?: string;
-  capabilities?: Partial<Capabilities>;
-  aliases?: readonly string[];
-  /** Accepted options (default: `openaiChatOptions`). */
-  options?: z.ZodObject;
   /** OpenAI itself renamed `max_tokens`; most compatible servers only know the old name. */
   maxTokensField?: "max_tokens" | "max_completion_tokens";
-  timeoutMs?: number;
-  http?: HttpSettings;
 }
-
-const DEFAULT_CAPABILITIES: Capabilities = {
-  streaming: true,
-  tools: true,
-  schema: true,
-  attachmentTypes: [],
-};
 
 export function createOpenAIModel(config: OpenAIModelConfig): AsyncModelDefinition {
   const url = `${config.baseUrl.replace(/\/+$/, "")}/chat/completions`;
-  const definition: AsyncModelDefinition = {
-    id: config.id,
-    provider: config.provider ?? "openai",
-    capabilities: { ...DEFAULT_CAPABILITIES, ...config.capabilities },
-    options: config.options ?? openaiChatOptions,
-    execute: (request) => executeChatCompletion(config, url, request),
-  };
-  if (config.aliases) definition.aliases = config.aliases;
-  if (config.needsKey) definition.needsKey = config.needsKey;
-  if (config.keyEnvVar) definition.keyEnvVar = config.keyEnvVar;
-  if (config.timeoutMs !== undefined) definition.timeoutMs = config.timeoutMs;
-  return definition;
+  return httpModelDefinition(config, { provider: "openai", options: openaiChatOptions }, (request) =>
+    executeChatCompletion(config, url, request),
+  );
 }
 
 async function* executeChatCompletion(
@@ -109,16 +80,8 @@ async function* executeChatCompletion(
   url: string,
   request: ModelRequest,
 ): AsyncGenerator<StreamPart> {
-  const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const context: ProviderContext = {
-    provider: config.provider ?? "openai",
-    model: request.modelId,
-    timeoutMs,
-  };
-  if (config.needsKey) context.keyAlias = config.needsKey;
-  if (config.keyEnvVar) context.keyEnvVar = config.keyEnvVar;
-  if (request.key) context.key = request.key;
-  const { signal, dispose } = requestSignal(request.signal, timeoutMs);
+  const context = providerContextFor(config, "openai", request);
+  const { signal, dispose } = requestSignal(request.signal, context.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   try {
     const body = await buildRequestBody(config, request, context);
     const headers: Record<string, string> = { ...config.headers };
