@@ -263,3 +263,23 @@ describe("plugins from the configuration", () => {
     expect(result.stderr).toMatch(/plugins\[0\]: cannot load \.\/no-such-plugin\.ts/);
   });
 });
+
+describe("attachments and schemas from the CLI", () => {
+  it("attaches a URL or a file, and refuses a schema the model cannot follow", async () => {
+    const withUrl = JSON.parse(
+      (await run(["prompt", "-m", "echo", "-a", "https://example.com/cat.png", "look"])).stdout,
+    );
+    expect(withUrl.attachments).toEqual([
+      { type: "image/png", path: null, url: "https://example.com/cat.png" },
+    ]);
+    const image = join(mkdtempSync(join(tmpdir(), "switchboard-cli-")), "dot.gif");
+    writeFileSync(image, Buffer.from("GIF89a"));
+    const withFile = JSON.parse((await run(["prompt", "-m", "echo", "-a", image, "look"])).stdout);
+    expect(withFile.attachments).toEqual([{ type: "image/gif", path: image, url: null }]);
+    const schema = await run(["prompt", "-m", "echo", "--schema", '{"type": "object"}', "hi"]);
+    expect(schema.code).toBe(1);
+    expect(schema.stderr).toBe("Error: Model echo does not support schemas.\n");
+    const badSchema = await run(["prompt", "-m", "echo", "--schema", "{not json", "hi"]);
+    expect(badSchema.stderr).toContain("--schema must be a JSON object");
+  });
+});

@@ -234,6 +234,39 @@ describe.each(storeBackends())("usage and budgets on $name", (backend: StoreBack
     },
   );
 
+  it.skipIf(backend.skip)("prunes usage rows older than the retention setting", async () => {
+    const store = await backend.open();
+    const old = { modelRequested: "echo", modelAnswered: "echo", status: "ok" as const };
+    await store.insertUsage([
+      { ...old, id: "resp_old", createdAt: Date.now() - 3 * 86_400_000 },
+      { ...old, id: "resp_recent", createdAt: Date.now() - 3_600_000 },
+    ]);
+    const hub = await open({ default_model: "echo", usage: { retention_days: 2 } }, {}, store);
+    await (await hub.model()).prompt("hi").text();
+    await hub.flush();
+    const ids = (await store.listUsage({ limit: 10 })).map((row) => row.id);
+    expect(ids).toContain("resp_recent");
+    expect(ids).not.toContain("resp_old");
+    expect(ids).toHaveLength(2);
+  });
+
+  it.skipIf(backend.skip)("estimates the reservation from the prompt and max_tokens", async () => {
+    fake.reset();
+    const hub = await open({
+      default_model: "fake-model",
+      providers: { fake: { type: "openai", base_url: fake.url, models: ["fake-model"] } },
+      accounting: { pricing: { "fake-model": { input: 3, output: 15 } } },
+      limits: { cap: { scope: "instance", window: "rolling-24h", amount_usd: 10 } },
+    });
+    const prompt = "x".repeat(300); // about 100 tokens by the estimate (3 characters a token, plus 16)
+    await (await hub.model()).prompt(prompt, { options: { max_tokens: 1000 } }).text();
+    const [hold] = await (await hub.store()).listHolds({ key: "limit:cap" });
+    // (100 + 16) input tokens at $3/M + 1000 output tokens at $15/M = $0.000348 + $0.015
+    expect(hold?.reserved).toBe(1_534_800_000n);
+    expect(hold?.status).toBe("settled");
+    expect(fake.requests[0]?.body.max_tokens).toBe(1000);
+  });
+
   it.skipIf(backend.skip)("refuses an unpriced model while budgets apply, unless declared free", async () => {
     fake.reset();
     const config: HubConfigInput = {
