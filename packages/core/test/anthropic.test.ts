@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isSwitchboardError, SwitchboardError } from "../src/errors.ts";
+import { isSwitchboardError } from "../src/errors.ts";
 import type { RegisteredModel } from "../src/plugin.ts";
 import {
   type AnthropicModelConfig,
@@ -9,6 +9,7 @@ import {
 } from "../src/providers/anthropic.ts";
 import type { AsyncModelDefinition, ModelDefinition, ModelRequest, StreamPart } from "../src/types.ts";
 import { type FakeServer, startFakeAnthropic } from "./fakes/anthropic-server.ts";
+import { collectParts, partsFailure, providerRequest, textOfParts } from "./helpers.ts";
 
 const KEY = "sk-ant-api03-secretsecretsecret";
 const FAST_RETRIES = { retryBaseDelayMs: 5, maxRetryDelayMs: 50 };
@@ -33,40 +34,12 @@ function model(config: Partial<AnthropicModelConfig> = {}): AsyncModelDefinition
 }
 
 function request(overrides: Partial<ModelRequest> = {}): ModelRequest {
-  return {
-    modelId: "claude-test",
-    prompt: "Hello",
-    attachments: [],
-    tools: [],
-    toolResults: [],
-    options: {},
-    stream: true,
-    history: [],
-    key: KEY,
-    signal: new AbortController().signal,
-    ...overrides,
-  };
+  return providerRequest("claude-test", KEY, overrides);
 }
 
-async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
-  const result: StreamPart[] = [];
-  for await (const part of parts) result.push(part);
-  return result;
-}
-
-function textOf(parts: StreamPart[]): string {
-  return parts.map((part) => (part.type === "text" ? part.text : "")).join("");
-}
-
-async function failure(parts: AsyncIterable<StreamPart>): Promise<SwitchboardError> {
-  try {
-    await collect(parts);
-  } catch (error) {
-    if (error instanceof SwitchboardError) return error;
-    throw error;
-  }
-  throw new Error("expected the request to fail");
-}
+const collect = collectParts;
+const textOf = textOfParts;
+const failure = partsFailure;
 
 describe("Anthropic provider: answers", () => {
   it("streams text deltas and sends the API's headers and required fields", async () => {

@@ -9,6 +9,7 @@ import {
   type ModelRequest,
   Registry,
   type StreamPart,
+  SwitchboardError,
 } from "../src/index.ts";
 
 export function temporaryDirectory(prefix = "switchboard-test-"): string {
@@ -59,4 +60,46 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
     resolve = done;
   });
   return { promise, resolve };
+}
+
+/** A hand-built request, as the core would send it to a provider. */
+export function providerRequest(
+  modelId: string,
+  key: string,
+  overrides: Partial<ModelRequest> = {},
+): ModelRequest {
+  return {
+    modelId,
+    prompt: "Hello",
+    attachments: [],
+    tools: [],
+    toolResults: [],
+    options: {},
+    stream: true,
+    history: [],
+    key,
+    signal: new AbortController().signal,
+    ...overrides,
+  };
+}
+
+export async function collectParts(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
+  const result: StreamPart[] = [];
+  for await (const part of parts) result.push(part);
+  return result;
+}
+
+export function textOfParts(parts: StreamPart[]): string {
+  return parts.map((part) => (part.type === "text" ? part.text : "")).join("");
+}
+
+/** The SwitchboardError a provider stream fails with. */
+export async function partsFailure(parts: AsyncIterable<StreamPart>): Promise<SwitchboardError> {
+  try {
+    await collectParts(parts);
+  } catch (error) {
+    if (error instanceof SwitchboardError) return error;
+    throw error;
+  }
+  throw new Error("expected the request to fail");
 }

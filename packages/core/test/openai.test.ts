@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isSwitchboardError, SwitchboardError } from "../src/errors.ts";
+import { isSwitchboardError, type SwitchboardError } from "../src/errors.ts";
 import type { RegisteredModel } from "../src/plugin.ts";
 import { readServerSentEvents } from "../src/providers/http.ts";
 import {
@@ -13,6 +13,7 @@ import {
 } from "../src/providers/openai.ts";
 import type { AsyncModelDefinition, ModelDefinition, ModelRequest, StreamPart } from "../src/types.ts";
 import { type FakeServer, startFakeOpenAI } from "./fakes/openai-server.ts";
+import { collectParts, partsFailure, providerRequest, textOfParts } from "./helpers.ts";
 
 const KEY = "sk-test-0123456789abcdef";
 const FAST_RETRIES = { retryBaseDelayMs: 5, maxRetryDelayMs: 50 };
@@ -36,40 +37,12 @@ function model(config: Partial<OpenAIModelConfig> = {}): AsyncModelDefinition {
 }
 
 function request(overrides: Partial<ModelRequest> = {}): ModelRequest {
-  return {
-    modelId: "gpt-test",
-    prompt: "Hello",
-    attachments: [],
-    tools: [],
-    toolResults: [],
-    options: {},
-    stream: true,
-    history: [],
-    key: KEY,
-    signal: new AbortController().signal,
-    ...overrides,
-  };
+  return providerRequest("gpt-test", KEY, overrides);
 }
 
-async function collect(parts: AsyncIterable<StreamPart>): Promise<StreamPart[]> {
-  const result: StreamPart[] = [];
-  for await (const part of parts) result.push(part);
-  return result;
-}
-
-function textOf(parts: StreamPart[]): string {
-  return parts.map((part) => (part.type === "text" ? part.text : "")).join("");
-}
-
-async function failure(parts: AsyncIterable<StreamPart>): Promise<SwitchboardError> {
-  try {
-    await collect(parts);
-  } catch (error) {
-    if (error instanceof SwitchboardError) return error;
-    throw error;
-  }
-  throw new Error("expected the request to fail");
-}
+const collect = collectParts;
+const textOf = textOfParts;
+const failure = partsFailure;
 
 describe("OpenAI provider: answers", () => {
   it("streams text chunk by chunk and reports the resolved model", async () => {

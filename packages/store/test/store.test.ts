@@ -59,6 +59,7 @@ describe("parseStorageUrl", () => {
 
 describe.each(storeBackends())("store on $name", (backend) => {
   if (backend.skip !== undefined) {
+    // Only with SWITCHBOARD_SKIP_POSTGRES=1; the test's name says so in the report.
     it.skip(backend.skip, () => {});
     return;
   }
@@ -578,6 +579,7 @@ describe.each(storeBackends())("store on $name", (backend) => {
 
 describe("PostgreSQL concurrent openers", () => {
   if (process.env.SWITCHBOARD_SKIP_POSTGRES === "1") {
+    // Asked for explicitly; without the variable an unreachable PostgreSQL fails the run.
     it.skip("PostgreSQL tests skipped because SWITCHBOARD_SKIP_POSTGRES=1", () => {});
     return;
   }
