@@ -11,6 +11,7 @@ import { KeyStore, newId } from "@switchboard/core";
 import { Hub, limitsAccountant, parseConfig } from "@switchboard/hub";
 import { openStore, type Store } from "@switchboard/store";
 import pg from "pg";
+import { startFakeOpenAI } from "../packages/core/test/fakes/openai-server.ts";
 import { numberArg } from "./measure.ts";
 
 const operations = numberArg("ops", 2000);
@@ -118,5 +119,45 @@ const report = (label: string, figures: Map<string, number[]>) => {
 report("prompts answered (rows written by the usage writer thread in the background):", promptsPerSecond);
 report("sustained, until every usage row is committed to SQLite:", committedPerSecond);
 for (const variant of variants) await variant.hub.close();
+
+// The same comparison where each prompt crosses HTTP, as with a real provider (a local fake server).
+const fake = await startFakeOpenAI({ record: false });
+const httpConcurrent = Math.min(concurrent, 100);
+const httpHubWith = async (logging: boolean) =>
+  Hub.create({
+    config: {
+      default_model: "fake-model",
+      usage: { enabled: logging },
+      providers: { fake: { type: "openai", base_url: fake.url, models: ["fake-model"] } },
+    },
+    keys,
+    env: {},
+    store: await openStore(`sqlite:${join(directory, `http-${logging}.db`)}`),
+  });
+const httpVariants = [
+  { name: "off", hub: await httpHubWith(false) },
+  { name: "on", hub: await httpHubWith(true) },
+];
+const httpPerSecond = new Map<string, number[]>(httpVariants.map((variant) => [variant.name, []]));
+for (let round = 0; round < rounds + 1; round++) {
+  for (const variant of round % 2 ? [...httpVariants].reverse() : httpVariants) {
+    const model = await variant.hub.model();
+    const started = performance.now();
+    for (let wave = 0; wave < 5; wave++) {
+      await Promise.all(
+        Array.from({ length: httpConcurrent }, (_, i) => model.prompt(`prompt number ${i}`).text()),
+      );
+    }
+    await variant.hub.flush();
+    if (round > 0)
+      httpPerSecond.get(variant.name)?.push(((httpConcurrent * 5) / (performance.now() - started)) * 1000);
+  }
+}
+report(
+  `for comparison, ${httpConcurrent} concurrent prompts to a local fake OpenAI server, until every row is committed:`,
+  httpPerSecond,
+);
+for (const variant of httpVariants) await variant.hub.close();
+await fake.close();
 await sqlite.close();
 rmSync(directory, { recursive: true, force: true });
