@@ -223,7 +223,7 @@ export class Hub {
 
   /** The storage (opened on first use): `storage:` from the config, else SQLite under the user directory. */
   store(): Promise<Store> {
-    if (this.#closed) throw new SwitchboardError("STORAGE_ERROR", "The hub is closed.");
+    if (this.#closed) return Promise.reject(new SwitchboardError("STORAGE_ERROR", "The hub is closed."));
     this.#store ??= openStore(
       this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`,
     );
@@ -234,7 +234,11 @@ export class Hub {
    * Decision 1: explicit id → `defaultModel` hooks → the purpose's model → `default_model`.
    * Decision 2: the model must be allowed for the purpose and actor.
    */
-  async model(options: ModelRequestOptions = {}, group?: GroupTracker): Promise<HubModel> {
+  model(options: ModelRequestOptions = {}): Promise<HubModel> {
+    return this.#model(options, undefined);
+  }
+
+  async #model(options: ModelRequestOptions, group: GroupTracker | undefined): Promise<HubModel> {
     const { purpose, actor } = options;
     const id =
       options.model || (await this.#hookDefault(purpose, actor)) || defaultModelFor(this.config, purpose);
@@ -312,7 +316,7 @@ export class Hub {
       completions: [],
       responses: [],
     };
-    const model = await this.model(options, tracker);
+    const model = await this.#model(options, tracker);
     tracker.info.modelId = model.id;
     let error: unknown;
     try {
