@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore, newId } from "@switchboard/core";
-import { Hub, limitsAccountant, parseConfig } from "@switchboard/hub";
+import { Hub, type HubConfigInput, limitsAccountant, parseConfig } from "@switchboard/hub";
 import { openStore, type Store } from "@switchboard/store";
 import pg from "pg";
 import { startFakeOpenAI } from "../packages/core/test/fakes/openai-server.ts";
@@ -71,41 +71,64 @@ try {
   );
 }
 
-console.log(
-  `\nthroughput: ${waves} waves of ${concurrent} concurrent echo prompts, ${rounds} interleaved rounds (target: logging costs ≤ 10 %):`,
-);
 const keys = new KeyStore(join(directory, "keys.json"));
-const hubWith = async (logging: boolean) =>
-  Hub.create({
-    config: { default_model: "echo", usage: { enabled: logging } },
-    keys,
-    env: {},
-    store: await openStore(`sqlite:${join(directory, `throughput-${logging}.db`)}`),
-  });
-const variants = [
-  { name: "off", hub: await hubWith(false) },
-  { name: "on", hub: await hubWith(true) },
-];
-const promptsPerSecond = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
-const committedPerSecond = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
-for (let round = 0; round < rounds + 1; round++) {
-  for (const variant of round % 2 ? [...variants].reverse() : variants) {
-    const model = await variant.hub.model();
-    const started = performance.now();
-    for (let wave = 0; wave < waves; wave++) {
-      await Promise.all(
-        Array.from({ length: concurrent }, (_, i) => model.prompt(`prompt number ${i}`).text()),
-      );
-    }
-    const answered = performance.now();
-    await variant.hub.flush(); // until every row is committed
-    const committed = performance.now();
-    if (round === 0) continue; // warm-up
-    promptsPerSecond.get(variant.name)?.push(((concurrent * waves) / (answered - started)) * 1000);
-    committedPerSecond.get(variant.name)?.push(((concurrent * waves) / (committed - started)) * 1000);
-  }
+
+interface LoggingComparison {
+  /** Prompts per second until every prompt was answered, per variant ("off", "on"). */
+  answered: Map<string, number[]>;
+  /** Prompts per second until every usage row was committed. */
+  committed: Map<string, number[]>;
 }
-const report = (label: string, figures: Map<string, number[]>) => {
+
+/**
+ * Runs `waves` of `concurrency` prompts through a hub with usage logging off and on, in interleaved
+ * rounds (the first one warms up), timing both until the answers and until every row is stored.
+ */
+async function compareLogging(
+  name: string,
+  config: HubConfigInput,
+  concurrency: number,
+  waveCount: number,
+): Promise<LoggingComparison> {
+  const variants = await Promise.all(
+    (["off", "on"] as const).map(async (variant) => ({
+      name: variant,
+      hub: await Hub.create({
+        config: { ...config, usage: { enabled: variant === "on" } },
+        keys,
+        env: {},
+        store: await openStore(`sqlite:${join(directory, `${name}-${variant}.db`)}`),
+      }),
+    })),
+  );
+  const result: LoggingComparison = { answered: new Map(), committed: new Map() };
+  for (let round = 0; round < rounds + 1; round++) {
+    for (const variant of round % 2 ? [...variants].reverse() : variants) {
+      const model = await variant.hub.model();
+      const started = performance.now();
+      for (let wave = 0; wave < waveCount; wave++) {
+        await Promise.all(
+          Array.from({ length: concurrency }, (_, i) => model.prompt(`prompt number ${i}`).text()),
+        );
+      }
+      const answered = performance.now();
+      await variant.hub.flush(); // until every row is committed
+      const committed = performance.now();
+      if (round === 0) continue;
+      const prompts = concurrency * waveCount;
+      for (const [figures, elapsed] of [
+        [result.answered, answered - started],
+        [result.committed, committed - started],
+      ] as const) {
+        figures.set(variant.name, [...(figures.get(variant.name) ?? []), (prompts / elapsed) * 1000]);
+      }
+    }
+  }
+  for (const variant of variants) await variant.hub.close();
+  return result;
+}
+
+function report(label: string, figures: Map<string, number[]>): void {
   const off = median(figures.get("off") ?? []);
   const on = median(figures.get("on") ?? []);
   console.log(`  ${label}`);
@@ -115,49 +138,31 @@ const report = (label: string, figures: Map<string, number[]>) => {
   console.log(
     `    ratio on/off ${(on / off).toFixed(3)}   logging costs ${(100 * (1 - on / off)).toFixed(1)} % of throughput`,
   );
-};
-report("prompts answered (rows written by the usage writer thread in the background):", promptsPerSecond);
-report("sustained, until every usage row is committed to SQLite:", committedPerSecond);
-for (const variant of variants) await variant.hub.close();
+}
+
+console.log(
+  `\nthroughput: ${waves} waves of ${concurrent} concurrent echo prompts, ${rounds} interleaved rounds (target: logging costs ≤ 10 %):`,
+);
+const echo = await compareLogging("echo", { default_model: "echo" }, concurrent, waves);
+report("prompts answered (rows written by the usage writer thread in the background):", echo.answered);
+report("sustained, until every usage row is committed to SQLite:", echo.committed);
 
 // The same comparison where each prompt crosses HTTP, as with a real provider (a local fake server).
 const fake = await startFakeOpenAI({ record: false });
 const httpConcurrent = Math.min(concurrent, 100);
-const httpHubWith = async (logging: boolean) =>
-  Hub.create({
-    config: {
-      default_model: "fake-model",
-      usage: { enabled: logging },
-      providers: { fake: { type: "openai", base_url: fake.url, models: ["fake-model"] } },
-    },
-    keys,
-    env: {},
-    store: await openStore(`sqlite:${join(directory, `http-${logging}.db`)}`),
-  });
-const httpVariants = [
-  { name: "off", hub: await httpHubWith(false) },
-  { name: "on", hub: await httpHubWith(true) },
-];
-const httpPerSecond = new Map<string, number[]>(httpVariants.map((variant) => [variant.name, []]));
-for (let round = 0; round < rounds + 1; round++) {
-  for (const variant of round % 2 ? [...httpVariants].reverse() : httpVariants) {
-    const model = await variant.hub.model();
-    const started = performance.now();
-    for (let wave = 0; wave < 5; wave++) {
-      await Promise.all(
-        Array.from({ length: httpConcurrent }, (_, i) => model.prompt(`prompt number ${i}`).text()),
-      );
-    }
-    await variant.hub.flush();
-    if (round > 0)
-      httpPerSecond.get(variant.name)?.push(((httpConcurrent * 5) / (performance.now() - started)) * 1000);
-  }
-}
+const http = await compareLogging(
+  "http",
+  {
+    default_model: "fake-model",
+    providers: { fake: { type: "openai", base_url: fake.url, models: ["fake-model"] } },
+  },
+  httpConcurrent,
+  20,
+);
 report(
   `for comparison, ${httpConcurrent} concurrent prompts to a local fake OpenAI server, until every row is committed:`,
-  httpPerSecond,
+  http.committed,
 );
-for (const variant of httpVariants) await variant.hub.close();
 await fake.close();
 await sqlite.close();
 rmSync(directory, { recursive: true, force: true });
