@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore, newId } from "@switchboard/core";
+import { startFakeOpenAI } from "@switchboard/core/testing";
 import { Hub, type HubConfigInput, limitsAccountant, parseConfig } from "@switchboard/hub";
 import { openStore, type Store } from "@switchboard/store";
 import pg from "pg";
-import { startFakeOpenAI } from "../packages/core/test/fakes/openai-server.ts";
 import { numberArg } from "./measure.ts";
 
 const operations = numberArg("ops", 2000);

@@ -6,7 +6,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore, openaiCompatiblePlugin, Registry } from "@switchboard/core";
-import { startFakeOpenAI } from "../packages/core/test/fakes/openai-server.ts";
+import { startFakeOpenAI } from "@switchboard/core/testing";
 import { measure, numberArg, printComparison } from "./measure.ts";
 
 const rounds = numberArg("rounds", 12);

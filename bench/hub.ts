@@ -6,9 +6,9 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { echoPlugin, KeyStore, openaiCompatiblePlugin, Registry } from "@switchboard/core";
+import { startFakeOpenAI } from "@switchboard/core/testing";
 import { Hub, type SwitchboardPlugin } from "@switchboard/hub";
 import { openStore } from "@switchboard/store";
-import { startFakeOpenAI } from "../packages/core/test/fakes/openai-server.ts";
 import { measure, numberArg, printComparison } from "./measure.ts";
 
 const rounds = numberArg("rounds", 12);

@@ -1,7 +1,7 @@
 import { CancelToolCall, describeError, SwitchboardError } from "./errors.ts";
 import type { ExecutionScope } from "./execution.ts";
 import { newId } from "./ids.ts";
-import { type Response, sumUsage } from "./response.ts";
+import { type ModelResponse, sumUsage } from "./response.ts";
 import type { PromptInput, Tool, ToolCall, ToolResult, Usage } from "./types.ts";
 
 /** Runs before each tool call; throw `CancelToolCall` to skip it. */
@@ -73,7 +73,7 @@ export interface ChainInit {
   scope: ExecutionScope;
   signal?: AbortSignal;
   /** Creates the response for one step of the chain. */
-  createResponse: (input: PromptInput, chainId: string) => Response;
+  createResponse: (input: PromptInput, chainId: string) => ModelResponse;
 }
 
 /**
@@ -83,7 +83,7 @@ export interface ChainInit {
 export class ChainResponse implements AsyncIterable<string> {
   readonly id: string;
   readonly #init: ChainInit;
-  readonly #responses: Response[] = [];
+  readonly #responses: ModelResponse[] = [];
   #finished = false;
   #error: unknown;
   #run: Promise<void> | undefined;
@@ -95,11 +95,11 @@ export class ChainResponse implements AsyncIterable<string> {
   }
 
   /** Yields each response of the chain as soon as it starts, so its chunks can be streamed. */
-  async *responses(): AsyncGenerator<Response> {
+  async *responses(): AsyncGenerator<ModelResponse> {
     void this.#start();
     let index = 0;
     for (;;) {
-      while (index < this.#responses.length) yield this.#responses[index++] as Response;
+      while (index < this.#responses.length) yield this.#responses[index++] as ModelResponse;
       if (this.#finished) {
         if (this.#error !== undefined) throw this.#error;
         return;
@@ -132,7 +132,7 @@ export class ChainResponse implements AsyncIterable<string> {
   }
 
   /** Responses started so far. */
-  get responsesSoFar(): readonly Response[] {
+  get responsesSoFar(): readonly ModelResponse[] {
     return this.#responses;
   }
 
@@ -141,7 +141,7 @@ export class ChainResponse implements AsyncIterable<string> {
     return this.#run;
   }
 
-  #publish(response: Response): void {
+  #publish(response: ModelResponse): void {
     this.#responses.push(response);
     this.#wake();
   }

@@ -1,5 +1,5 @@
 import { describeError } from "./errors.ts";
-import type { Response } from "./response.ts";
+import type { ModelResponse } from "./response.ts";
 import type { PromptInput } from "./types.ts";
 
 /** What an observer learns when a top-level prompt or chain is created. */
@@ -15,7 +15,7 @@ export interface ExecutionStart {
 }
 
 export interface ExecutionOutcome {
-  responses: readonly Response[];
+  responses: readonly ModelResponse[];
   /** Set when the prompt or chain failed. */
   error?: unknown;
 }
@@ -29,7 +29,7 @@ export interface ExecutionObserver {
   /** Runs before any request is sent; throwing refuses the prompt (then `end` is not called). */
   begin?: () => Promise<void> | void;
   /** Runs after each response completes, successfully or not. */
-  responseDone?: (response: Response) => Promise<void> | void;
+  responseDone?: (response: ModelResponse) => Promise<void> | void;
   /** Runs once when the prompt or chain ends, on success or failure. */
   end?: (outcome: ExecutionOutcome) => Promise<void> | void;
 }
@@ -56,7 +56,7 @@ function reportObserverError(error: unknown): void {
 
 /** The lifecycle of one observed execution: `begin` once, `end` once, never `end` without `begin`. */
 export class ExecutionScope {
-  readonly responses: Response[] = [];
+  readonly responses: ModelResponse[] = [];
   readonly #observer: ExecutionObserver | undefined;
   #begun: Promise<void> | undefined;
   #refused = false;
@@ -83,7 +83,7 @@ export class ExecutionScope {
     return this.#begun;
   }
 
-  async responseDone(response: Response): Promise<void> {
+  async responseDone(response: ModelResponse): Promise<void> {
     this.responses.push(response);
     const responseDone = this.#observer?.responseDone;
     if (!responseDone) return;

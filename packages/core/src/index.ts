@@ -30,6 +30,6 @@ export { openaiCompatiblePlugin, openaiPlugin } from "./providers/openai.ts";
 export type { RegistryOptions } from "./registry.ts";
 export { Registry } from "./registry.ts";
 export type { ResponseStatus } from "./response.ts";
-export { Response, sumUsage } from "./response.ts";
+export { ModelResponse, sumUsage } from "./response.ts";
 export type * from "./types.ts";
 export { shutdownWorkerPool } from "./workers/pool.ts";

@@ -4,7 +4,7 @@ import { MissingKeyError, SwitchboardError } from "./errors.ts";
 import { type ExecutionContext, ExecutionScope, type FallbackModel } from "./execution.ts";
 import { newId } from "./ids.ts";
 import type { KeyStore } from "./keys.ts";
-import { Response } from "./response.ts";
+import { ModelResponse } from "./response.ts";
 import type {
   AsyncModelDefinition,
   AttachmentInput,
@@ -127,9 +127,9 @@ export class Model {
     return name ? this.#env[name] || undefined : undefined;
   }
 
-  prompt(prompt: string, options: PromptOptions = {}): Response {
+  prompt(prompt: string, options: PromptOptions = {}): ModelResponse {
     const input = this.buildInput(prompt, options);
-    let response: Response | undefined;
+    let response: ModelResponse | undefined;
     const { scope } = this.#observe("prompt", input, undefined, undefined, () => settle(response));
     response = this.createResponse(input, options, { scope, ownsScope: true });
     return response;
@@ -230,7 +230,7 @@ export class Model {
       chainId?: string;
       conversation?: Conversation;
     },
-  ): Response {
+  ): ModelResponse {
     const context = this.#context;
     const primaryKey = options.key ?? context.key;
     const candidates: FallbackModel[] = [
@@ -238,14 +238,14 @@ export class Model {
       ...(context.fallbacks ?? []),
     ];
     const conversation = wiring.conversation;
-    return new Response({
+    return new ModelResponse({
       input,
       stream: (options.stream ?? true) && this.capabilities.streaming,
       candidates,
       scope: wiring.scope,
       ownsScope: wiring.ownsScope,
       history: conversation ? () => conversation.exchanges() : () => [],
-      ...(conversation ? { onComplete: (response: Response) => conversation.record(response) } : {}),
+      ...(conversation ? { onComplete: (response: ModelResponse) => conversation.record(response) } : {}),
       ...(wiring.chainId ? { chainId: wiring.chainId } : {}),
       ...(conversation ? { conversationId: conversation.id } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
@@ -299,7 +299,7 @@ export class Conversation {
   readonly id: string = newId("conv");
   readonly #model: Model;
   readonly #options: ConversationOptions;
-  readonly #responses: Response[] = [];
+  readonly #responses: ModelResponse[] = [];
 
   constructor(model: Model, options: ConversationOptions) {
     this.#model = model;
@@ -311,7 +311,7 @@ export class Conversation {
   }
 
   /** Completed responses, in completion order. */
-  get responses(): readonly Response[] {
+  get responses(): readonly ModelResponse[] {
     return this.#responses;
   }
 
@@ -325,15 +325,15 @@ export class Conversation {
   }
 
   /** @internal */
-  record(response: Response): void {
+  record(response: ModelResponse): void {
     this.#responses.push(response);
   }
 
-  prompt(prompt: string, options: PromptOptions = {}): Response {
+  prompt(prompt: string, options: PromptOptions = {}): ModelResponse {
     const model = this.#model;
     const merged = { ...options, tools: options.tools ?? this.#options.tools ?? [] };
     const input = model.buildInput(prompt, merged);
-    let response: Response | undefined;
+    let response: ModelResponse | undefined;
     const { scope } = model.observe("prompt", input, this.id, () => settle(response));
     response = model.createResponse(input, merged, { scope, ownsScope: true, conversation: this });
     return response;

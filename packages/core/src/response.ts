@@ -15,7 +15,7 @@ export interface ResponseInit {
   /** Whether this response alone is the observed execution (false inside a chain). */
   ownsScope: boolean;
   history: () => Exchange[];
-  onComplete?: (response: Response) => void;
+  onComplete?: (response: ModelResponse) => void;
   chainId?: string;
   conversationId?: string;
   signal?: AbortSignal;
@@ -47,7 +47,7 @@ function toSwitchboardError(error: unknown, signal: AbortSignal, modelId: string
  * `toolCalls()`, `done()` is awaited. Iterating yields text chunks as they arrive; iterating again
  * (or after completion) replays them.
  */
-export class Response implements AsyncIterable<string> {
+export class ModelResponse implements AsyncIterable<string> {
   readonly id: string = newId("resp");
   /** The model id asked for. */
   readonly modelId: string;
@@ -72,7 +72,7 @@ export class Response implements AsyncIterable<string> {
   #attempts: { model: string; error: string }[] = [];
   #run: Promise<void> | undefined;
   #wakers: (() => void)[] = [];
-  #doneCallbacks: ((response: Response) => unknown)[] = [];
+  #doneCallbacks: ((response: ModelResponse) => unknown)[] = [];
 
   constructor(init: ResponseInit) {
     const first = init.candidates[0];
@@ -161,7 +161,7 @@ export class Response implements AsyncIterable<string> {
   }
 
   /** Calls `callback` when the response completes successfully (at once if it already has). */
-  onDone(callback: (response: Response) => unknown): void {
+  onDone(callback: (response: ModelResponse) => unknown): void {
     if (this.#complete && this.#status === "done") void callback(this);
     else this.#doneCallbacks.push(callback);
   }

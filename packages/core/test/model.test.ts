@@ -3,7 +3,7 @@ import {
   CancelToolCall,
   type ExecutionOutcome,
   isSwitchboardError,
-  type Response,
+  type ModelResponse,
   SwitchboardError,
   type Tool,
 } from "../src/index.ts";
@@ -200,7 +200,7 @@ describe("chains and tools", () => {
       ]),
       { tools: [tool("slow", 60), tool("fast", 5)] },
     );
-    const responses: Response[] = [];
+    const responses: ModelResponse[] = [];
     for await (const response of chain.responses()) responses.push(response);
     expect(responses).toHaveLength(2);
     expect(maxRunning).toBe(2);

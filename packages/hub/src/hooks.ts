@@ -4,7 +4,7 @@
  * (built-ins first, then plugins in the order given); for "first wins" hooks, that order decides.
  * `docs/plugins.md` documents each hook with an example; a test keeps the two in step.
  */
-import type { CorePlugin, PromptInput, RegisterModelsArgs, Response } from "@switchboard/core";
+import type { CorePlugin, ModelResponse, PromptInput, RegisterModelsArgs } from "@switchboard/core";
 import type { Store } from "@switchboard/store";
 import type { Accountant } from "./accounting/accountants.ts";
 import type { HubConfig } from "./config.ts";
@@ -63,7 +63,7 @@ export interface PromptContextArgs {
 
 /** What a prompt ended with; `error` is set on failure. */
 export interface PromptOutcome {
-  responses: readonly Response[];
+  responses: readonly ModelResponse[];
   error?: unknown;
 }
 
@@ -75,7 +75,7 @@ export interface PromptOutcome {
  */
 export interface PromptContext {
   before?: () => void | Promise<void>;
-  onResponse?: (response: Response) => void | Promise<void>;
+  onResponse?: (response: ModelResponse) => void | Promise<void>;
   after?: (outcome: PromptOutcome) => void | Promise<void>;
 }
 
@@ -104,7 +104,7 @@ export interface HookSpecs {
   /** Runs when a group ends, after every response in it completed, also when its body threw. */
   groupExit: (args: {
     group: GroupInfo;
-    responses: readonly Response[];
+    responses: readonly ModelResponse[];
     error?: unknown;
   }) => MaybePromise<void>;
   /** Adds accountants that hold money before each prompt, chain or group and settle the real cost after. */

@@ -12,10 +12,10 @@ import {
   type FallbackModel,
   KeyStore,
   type Model,
+  type ModelResponse,
   newId,
   type PromptOptions,
   Registry,
-  type Response,
   SwitchboardError,
   userDirectory,
 } from "@switchboard/core";
@@ -113,7 +113,7 @@ const KEY_OBTAIN_URLS: Record<string, string> = {
  */
 const EMBEDDED_DEFAULT_CONFIG: HubConfigInput = { default_model: "echo", require_keys: false };
 
-export interface ModelRequestOptions {
+export interface ModelQuery {
   model?: string | undefined;
   purpose?: string | undefined;
   actor?: Actor | undefined;
@@ -132,7 +132,7 @@ export interface PurposeListing {
 interface GroupTracker {
   info: GroupInfo;
   completions: (() => Promise<void>)[];
-  responses: Response[];
+  responses: ModelResponse[];
 }
 
 type HookRunner<K extends keyof HookSpecs> = { plugin: SwitchboardPlugin; hook: HookSpecs[K] };
@@ -234,11 +234,11 @@ export class Hub {
    * Decision 1: explicit id → `defaultModel` hooks → the purpose's model → `default_model`.
    * Decision 2: the model must be allowed for the purpose and actor.
    */
-  model(options: ModelRequestOptions = {}): Promise<HubModel> {
+  model(options: ModelQuery = {}): Promise<HubModel> {
     return this.#model(options, undefined);
   }
 
-  async #model(options: ModelRequestOptions, group: GroupTracker | undefined): Promise<HubModel> {
+  async #model(options: ModelQuery, group: GroupTracker | undefined): Promise<HubModel> {
     const { purpose, actor } = options;
     const id =
       options.model || (await this.#hookDefault(purpose, actor)) || defaultModelFor(this.config, purpose);
@@ -307,10 +307,7 @@ export class Hub {
    * Decision 11: every prompt inside `body` is tagged with the group; leaving waits for all of
    * them to complete, then runs `groupExit` hooks, also when the body threw.
    */
-  async group<T>(
-    options: ModelRequestOptions,
-    body: (model: HubModel, group: GroupInfo) => Promise<T>,
-  ): Promise<T> {
+  async group<T>(options: ModelQuery, body: (model: HubModel, group: GroupInfo) => Promise<T>): Promise<T> {
     const tracker: GroupTracker = {
       info: { id: newId("grp"), modelId: "", purpose: options.purpose, actor: options.actor },
       completions: [],
@@ -545,7 +542,7 @@ export class HubModel {
     return this.#model.optionNames;
   }
 
-  prompt(prompt: string, options?: PromptOptions): Response {
+  prompt(prompt: string, options?: PromptOptions): ModelResponse {
     return this.#model.prompt(prompt, options);
   }
 

@@ -39,7 +39,7 @@ export type {
   SwitchboardPlugin,
 } from "./hooks.ts";
 export { HOOK_NAMES } from "./hooks.ts";
-export type { HubOptions, ModelRequestOptions, PurposeListing } from "./hub.ts";
+export type { HubOptions, ModelQuery, PurposeListing } from "./hub.ts";
 export { Hub, HubModel, openHub } from "./hub.ts";
 export { UsageWriter } from "./plugins/usage-log.ts";
 export { providerSecretName } from "./routing.ts";

@@ -3,9 +3,9 @@
  */
 
 import { isSwitchboardError, KeyStore } from "@switchboard/core";
+import { type FakeServer, startFakeOpenAI } from "@switchboard/core/testing";
 import type { Store } from "@switchboard/store";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type FakeServer, startFakeOpenAI } from "../../core/test/fakes/openai-server.ts";
 import { postgresBackend, type StoreBackend, storeBackends } from "../../store/test/backends.ts";
 import { Hub, type HubConfigInput, type HubOptions } from "../src/index.ts";
 import { temporaryDirectory } from "./helpers.ts";

@@ -2,9 +2,9 @@
  * One describe block per decision of DESIGN §2.2; each test pins the decision's behaviour.
  */
 
-import { isSwitchboardError, type Response } from "@switchboard/core";
+import { isSwitchboardError, type ModelResponse } from "@switchboard/core";
+import { type FakeServer, startFakeOpenAI } from "@switchboard/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeServer, startFakeOpenAI } from "../../core/test/fakes/openai-server.ts";
 import type { PromptContext, SwitchboardPlugin } from "../src/index.ts";
 import { testHub } from "./helpers.ts";
 
@@ -178,7 +178,7 @@ describe("decision 6: order of models()", () => {
 });
 
 describe("decision 7: key resolution", () => {
-  const keyOf = async (response: Response) => JSON.parse(await response.text()).key;
+  const keyOf = async (response: ModelResponse) => JSON.parse(await response.text()).key;
   const config = {
     default_model: { model: "echo-needs-key", key: "DEFAULT_KEY" },
     purposes: {
@@ -395,7 +395,7 @@ describe("decision 11: groups", () => {
         ],
       },
     );
-    let unconsumed: Response | undefined;
+    let unconsumed: ModelResponse | undefined;
     await hub.group({}, async (model) => {
       await model.prompt("a").text();
       unconsumed = model.prompt("b"); // never awaited by the body

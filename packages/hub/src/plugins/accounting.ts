@@ -4,7 +4,7 @@
  * any request); afterwards each settles once with the real cost of all responses — or releases
  * the hold when the prompt failed having spent nothing.
  */
-import { describeError, type PromptInput, type Response } from "@switchboard/core";
+import { describeError, type ModelResponse, type PromptInput } from "@switchboard/core";
 import {
   type Accountant,
   allowanceAccountant,
@@ -103,7 +103,7 @@ export function accountingPlugin(options: {
   };
 
   /** The real cost of a response; an unpriced model is charged its share of the reservation. */
-  const costOf = (response: Response, fallback: bigint): bigint => {
+  const costOf = (response: ModelResponse, fallback: bigint): bigint => {
     const usage = response.usageSoFar;
     const cost = prices.cost(response.answeredBy ?? response.modelId, usage);
     if (cost !== undefined) return cost;

@@ -2,7 +2,7 @@
  * The usage log as a plugin: one row per response (each step of a chain), written in batches off
  * the hot path and flushed on shutdown, so no row is lost.
  */
-import { describeError, type Response } from "@switchboard/core";
+import { describeError, type ModelResponse } from "@switchboard/core";
 import type { Store, UsageRecordInput } from "@switchboard/store";
 import type { PriceBook } from "../accounting/pricing.ts";
 import type { HubConfig } from "../config.ts";
@@ -90,7 +90,7 @@ export class UsageWriter {
 }
 
 export function usageRecord(
-  response: Response,
+  response: ModelResponse,
   args: PromptContextArgs,
   prices: PriceBook,
   logPrompts: boolean,
