@@ -31,5 +31,6 @@ export type { RegistryOptions } from "./registry.ts";
 export { Registry } from "./registry.ts";
 export type { ResponseStatus } from "./response.ts";
 export { ModelResponse, sumUsage } from "./response.ts";
+export { rememberSecret, scrubSecrets } from "./scrub.ts";
 export type * from "./types.ts";
 export { shutdownWorkerPool } from "./workers/pool.ts";
