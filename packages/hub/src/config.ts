@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { SwitchboardError } from "@switchboard/core";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { PERMISSION_ACTIONS } from "./permissions.ts";
 
 /** A model id, or a model id with the name of the secret holding its key. */
 const modelRefSchema = z.union([
@@ -11,7 +12,7 @@ const modelRefSchema = z.union([
 ]);
 export type ModelRef = z.infer<typeof modelRefSchema>;
 
-const purposeSchema = z.strictObject({
+export const purposeSchema = z.strictObject({
   description: z.string().optional(),
   model: modelRefSchema.optional(),
   models: z.array(modelRefSchema).optional(),
@@ -79,6 +80,10 @@ export const configSchema = z.strictObject({
   purposes: z.record(z.string(), purposeSchema).default({}),
   providers: z.record(z.string(), providerSchema).default({}),
   storage: z.string().optional(),
+  /** Admin UI and data tools: action → the actor ids allowed to do it (`root` may do everything). */
+  permissions: z
+    .partialRecord(z.enum(PERMISSION_ACTIONS), z.array(z.string().min(1, "expected an actor id")))
+    .default({}),
   usage: z
     .strictObject({
       enabled: z.boolean().default(true),

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import {
   builtinPlugins,
@@ -13,9 +14,10 @@ import {
   SwitchboardError,
   userDirectory,
 } from "@switchboard/core";
-import { openStore, type Store } from "@switchboard/store";
+import { openStore, parseStorageUrl, type Store } from "@switchboard/store";
 import type { Accountant } from "./accounting/accountants.ts";
 import { PriceBook } from "./accounting/pricing.ts";
+import { Audit } from "./audit.ts";
 import {
   findConfigPath,
   type HubConfig,
@@ -27,11 +29,15 @@ import {
 } from "./config.ts";
 import type { HookSpecs, SwitchboardPlugin } from "./hooks.ts";
 import { describeModel, describeModels, HubModel } from "./hub-model.ts";
-import { KeyResolver, modelKeySecrets } from "./keys.ts";
+import { KeyResolver, type KeySource, modelKeySecrets } from "./keys.ts";
+import { Logins } from "./logins.ts";
+import { PurposeOverrides } from "./overrides.ts";
+import { Permissions } from "./permissions.ts";
 import { loadConfiguredPlugins } from "./plugin-loading.ts";
 import { accountingPlugin, budgetsPlugin } from "./plugins/accounting.ts";
 import { configPolicyPlugin, configProvidersPlugin } from "./plugins/config.ts";
 import { usageLogPlugin } from "./plugins/usage-log.ts";
+import { describePurposes, type PurposeDetail } from "./purpose-details.ts";
 import { defaultModelFor, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
 import type {
@@ -90,8 +96,17 @@ type HookRunner<K extends keyof HookSpecs> = { plugin: SwitchboardPlugin; hook: 
  * allowlists, picks the key, and wraps every prompt in the plugins' hooks.
  */
 export class Hub {
-  readonly config: HubConfig;
+  /** The configuration as loaded (YAML or object), before purpose overrides from the database. */
+  readonly baseConfig: HubConfig;
   readonly secrets: Secrets;
+  /** Purpose overrides stored in the database over the YAML (the admin UI edits them). */
+  readonly overrides: PurposeOverrides;
+  /** Every change made through the admin UI, who made it and when. */
+  readonly audit: Audit;
+  /** Who may do what in the admin UI and the data tools (`permissions:`; `root` may do everything). */
+  readonly permissions: Permissions;
+  /** One-time login links and admin sessions. */
+  readonly logins: Logins;
   /** Shipped prices with the config's overrides. */
   readonly prices: PriceBook;
   readonly #plugins: readonly SwitchboardPlugin[];
@@ -108,7 +123,8 @@ export class Hub {
   readonly #fallbackWarnings = new Set<string>();
   #store: Promise<Store> | undefined;
   readonly #ownsStore: boolean;
-  #purposes: Promise<Purpose[]> | undefined;
+  #purposes: Promise<(Purpose & { registeredBy: string })[]> | undefined;
+  #overridesFailing = false;
   #accountants: Promise<Accountant[]> | undefined;
   #closed = false;
 
@@ -119,7 +135,7 @@ export class Hub {
     options: HubOptions,
     prices: PriceBook,
   ) {
-    this.config = config;
+    this.baseConfig = config;
     this.prices = prices;
     this.#plugins = plugins;
     this.#registry = registry;
@@ -137,8 +153,19 @@ export class Hub {
     });
     this.#descriptions = describeModels(registry);
     this.#descriptionsById = new Map(this.#descriptions.map((description) => [description.id, description]));
+    this.audit = new Audit(() => this.store());
+    this.overrides = new PurposeOverrides({
+      store: () => this.store(),
+      audit: this.audit,
+      base: config,
+      purposes: async () => (await this.#registeredPurposes()).map((purpose) => purpose.name),
+      isModel: (name) => registry.find(name) !== undefined,
+      storeMayHoldOverrides: () => this.#storeMayHoldOverrides(),
+    });
+    this.permissions = new Permissions(() => this.config.permissions);
+    this.logins = new Logins(() => this.store());
     this.#keys = new KeyResolver({
-      config,
+      config: () => this.config,
       secrets: this.secrets,
       describe: (model) => this.#describe(model),
       build: (definition) => new Model(definition, registry.keys, this.#env),
@@ -176,6 +203,11 @@ export class Hub {
     return hub;
   }
 
+  /** The configuration routing uses: the YAML with the database's purpose overrides applied. */
+  get config(): HubConfig {
+    return this.overrides.effectiveConfig;
+  }
+
   /** The accountants every plugin registered, in plugin order (collected once). */
   accountants(): Promise<Accountant[]> {
     this.#accountants ??= (async () => {
@@ -191,9 +223,7 @@ export class Hub {
   /** The storage (opened on first use): `storage:` from the config, else SQLite under the user directory. */
   store(): Promise<Store> {
     if (this.#closed) return Promise.reject(new SwitchboardError("STORAGE_ERROR", "The hub is closed."));
-    this.#store ??= openStore(
-      this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`,
-    );
+    this.#store ??= openStore(this.#storageUrl());
     return this.#store;
   }
 
@@ -207,6 +237,7 @@ export class Hub {
 
   async #model(options: ModelQuery, group: GroupTracker | undefined): Promise<HubModel> {
     const { purpose, actor } = options;
+    await this.#refreshOverrides();
     const id =
       options.model || (await this.#hookDefault(purpose, actor)) || defaultModelFor(this.config, purpose);
     if (!id) {
@@ -282,6 +313,7 @@ export class Hub {
   async models(
     options: { purpose?: string | undefined; actor?: Actor | undefined } = {},
   ): Promise<ModelListing[]> {
+    await this.#refreshOverrides();
     const allowed = await this.#allowedModels(options.purpose, options.actor);
     const listings = await Promise.all(
       allowed.map(
@@ -300,6 +332,7 @@ export class Hub {
 
   /** Registered and configured purposes with their effective model and allowlist (decision 13). */
   async purposes(): Promise<PurposeListing[]> {
+    await this.#refreshOverrides();
     const purposes = await this.#registeredPurposes();
     return Promise.all(
       purposes.map(async (purpose) => ({
@@ -364,8 +397,60 @@ export class Hub {
       }
     }
     await this.secrets.settled();
+    await this.overrides.close();
     this.#closed = true;
     if (this.#store && this.#ownsStore) await (await this.#store).close();
+  }
+
+  /**
+   * Every purpose as the admin UI shows it: where each routing value comes from (plugin, YAML,
+   * database override, global setting), the models allowed and those hidden for want of a key.
+   */
+  async purposeDetails(): Promise<PurposeDetail[]> {
+    await this.#refreshOverrides();
+    return describePurposes({
+      purposes: await this.#registeredPurposes(),
+      base: this.baseConfig,
+      config: this.config,
+      overrides: this.overrides.loaded,
+      hookDefault: (purpose) => this.#hookDefault(purpose, undefined),
+      allowed: async (purpose) => (await this.#allowedModels(purpose, undefined)).map((model) => model.id),
+      listed: async (purpose) => (await this.models({ purpose })).map((model) => model.id),
+      canonicalId: (name) => this.#canonicalId(name),
+      keySource: (model, purpose) => this.keySource(model, purpose),
+    });
+  }
+
+  /** Where a model's key comes from for a purpose: a secret's name, an env var's name, the keys file; never the value. */
+  async keySource(modelId: string, purpose?: string): Promise<KeySource> {
+    const model = this.#registry.get(modelId);
+    return this.#keys.source(model, purpose, { keys: this.#registry.keys, env: this.#env });
+  }
+
+  async #refreshOverrides(): Promise<void> {
+    try {
+      await this.overrides.refresh();
+      this.#overridesFailing = false;
+    } catch (error) {
+      // Routing goes on with the overrides last read; the storage problem is reported once.
+      if (!this.#overridesFailing) {
+        process.emitWarning(`Could not read purpose overrides: ${describeError(error)}`, {
+          code: "SWITCHBOARD_OVERRIDES",
+        });
+      }
+      this.#overridesFailing = true;
+    }
+  }
+
+  /** A SQLite file not created yet holds no overrides: reading them must not create it. */
+  #storeMayHoldOverrides(): boolean {
+    if (this.#store) return true;
+    const target = parseStorageUrl(this.#storageUrl());
+    return target.kind === "postgres" || (target.path !== ":memory:" && existsSync(target.path));
+  }
+
+  #storageUrl(): string {
+    return this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`;
   }
 
   #hooks<K extends keyof HookSpecs>(name: K): HookRunner<K>[] {
@@ -407,12 +492,14 @@ export class Hub {
     return name === undefined ? undefined : (this.#registry.find(name)?.id ?? name);
   }
 
-  async #registeredPurposes(): Promise<Purpose[]> {
+  async #registeredPurposes(): Promise<(Purpose & { registeredBy: string })[]> {
     this.#purposes ??= (async () => {
-      const purposes = new Map<string, Purpose>();
-      for (const { hook } of this.#hooks("registerPurposes")) {
-        for (const purpose of await hook({ config: this.config })) {
-          if (!purposes.has(purpose.name)) purposes.set(purpose.name, purpose);
+      const purposes = new Map<string, Purpose & { registeredBy: string }>();
+      for (const { hook, plugin } of this.#hooks("registerPurposes")) {
+        // The YAML declares purposes; an override only changes how an existing one routes.
+        for (const purpose of await hook({ config: this.baseConfig })) {
+          if (!purposes.has(purpose.name))
+            purposes.set(purpose.name, { ...purpose, registeredBy: plugin.name });
         }
       }
       return [...purposes.values()];

@@ -16,6 +16,8 @@ export {
   PriceBook,
   usdToNanocents,
 } from "./accounting/pricing.ts";
+export type { AuditEntry, AuditEntryInput, AuditQuery, AuditTargetType } from "./audit.ts";
+export { Audit } from "./audit.ts";
 export type {
   HubConfig,
   HubConfigInput,
@@ -29,8 +31,23 @@ export type { HookName, HookSpecs, SwitchboardPlugin } from "./hooks.ts";
 export { HOOK_NAMES } from "./hooks.ts";
 export type { HubOptions } from "./hub.ts";
 export { Hub, HubModel, openHub } from "./hub.ts";
+export type { KeySource } from "./keys.ts";
 export { providerSecretName } from "./keys.ts";
+export type { AdminSession, LoginLink } from "./logins.ts";
+export { Logins } from "./logins.ts";
+export type {
+  LoadedOverride,
+  OverrideField,
+  OverrideFieldErrors,
+  OverrideValidation,
+  PurposeOverride,
+  PurposeSettings,
+} from "./overrides.ts";
+export { OVERRIDE_FIELDS, PurposeOverrides, validateOverride } from "./overrides.ts";
+export type { PermissionAction } from "./permissions.ts";
+export { PERMISSION_ACTIONS, Permissions, ROOT_ACTOR } from "./permissions.ts";
 export { UsageWriter } from "./plugins/usage-log.ts";
+export type { PurposeDetail, PurposeModel, SourcedValue, ValueSource } from "./purpose-details.ts";
 export type { SecretListing, SecretsOptions } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
 export type {

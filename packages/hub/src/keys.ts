@@ -5,6 +5,7 @@
  */
 import {
   type AsyncModelDefinition,
+  type KeyStore,
   type Model,
   type ModelRequest,
   newId,
@@ -101,6 +102,16 @@ export type KeyLookup =
   /** Nowhere. `secret` is the secret the configuration named for it, if any. */
   | { kind: "missing"; secret: string | undefined };
 
+/** Where a model's key comes from, as listings show it: names and places, never a value. */
+export type KeySource =
+  | { kind: "not-needed" }
+  /** A named secret, set in its `SWITCHBOARD_SECRET_<NAME>` variable (`env`) or the encrypted store. */
+  | { kind: "secret"; name: string; from: "env" | "store"; envVar: string }
+  | { kind: "keys-file"; alias: string; path: string }
+  | { kind: "env"; envVar: string }
+  /** Nowhere: `tried` lists the secrets looked for, most specific first. */
+  | { kind: "missing"; alias: string; tried: string[]; envVar: string | undefined };
+
 /** A model ready to be governed, with the key its requests run with. */
 export interface KeyedModel {
   model: Model;
@@ -109,14 +120,15 @@ export interface KeyedModel {
 }
 
 export class KeyResolver {
-  readonly #config: HubConfig;
+  /** Read on every use: purpose overrides change it while the hub runs. */
+  readonly #config: () => HubConfig;
   readonly #secrets: Secrets;
   readonly #describe: (model: Model) => NamedModel;
   /** Builds a model from a definition with the registry's keys file and environment. */
   readonly #build: (definition: AsyncModelDefinition) => Model;
 
   constructor(options: {
-    config: HubConfig;
+    config: () => HubConfig;
     secrets: Secrets;
     describe: (model: Model) => NamedModel;
     build: (definition: AsyncModelDefinition) => Model;
@@ -132,8 +144,8 @@ export class KeyResolver {
     const alias = model.needsKey;
     if (!alias) return [];
     const names = preferred ? [preferred] : [];
-    names.push(...configuredKeySecrets(this.#config, this.#describe(model), purpose));
-    const providerKey = this.#config.providers[alias]?.key;
+    names.push(...configuredKeySecrets(this.#config(), this.#describe(model), purpose));
+    const providerKey = this.#config().providers[alias]?.key;
     if (providerKey) names.push(providerKey);
     names.push(providerSecretName(alias));
     return [...new Set(names)];
@@ -150,6 +162,27 @@ export class KeyResolver {
     if (model.hasKey()) return { kind: "core" };
     // The last name is always `<ALIAS>_API_KEY`; any before it were named on purpose.
     return { kind: "missing", secret: names.length > 1 ? names[0] : undefined };
+  }
+
+  /** Where the key for this model and purpose would come from (for listings; records no use). */
+  async source(
+    model: Model,
+    purpose: string | undefined,
+    core: { keys: KeyStore; env: NodeJS.ProcessEnv },
+  ): Promise<KeySource> {
+    const alias = model.needsKey;
+    if (!alias) return { kind: "not-needed" };
+    const names = this.secretNames(model, purpose);
+    for (const name of names) {
+      if (await this.#secrets.peek(name)) {
+        const envVar = Secrets.envVar(name);
+        return { kind: "secret", name, from: core.env[envVar]?.trim() ? "env" : "store", envVar };
+      }
+    }
+    if (core.keys.get(alias)) return { kind: "keys-file", alias, path: core.keys.path };
+    const envVar = model.keyEnvVar;
+    if (envVar && core.env[envVar]) return { kind: "env", envVar };
+    return { kind: "missing", alias, tried: names, envVar };
   }
 
   /** For listings (decision 5): whether any key resolves for this purpose. */

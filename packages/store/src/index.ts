@@ -8,6 +8,17 @@ import { openPostgresStore } from "./postgres.ts";
 import { MEMORY_PATH, openSqliteStore } from "./sqlite.ts";
 import type { OpenStoreOptions, Store } from "./types.ts";
 
+export type {
+  AdminStore,
+  AuditQuery,
+  AuditTargetType,
+  PurposeOverrideChange,
+  StoredAuditEntry,
+  StoredLoginLink,
+  StoredPurposeOverride,
+  StoredSession,
+} from "./admin.ts";
+export { AUDIT_TARGET_TYPES } from "./admin.ts";
 export { MIGRATIONS, type Migration } from "./migrations.ts";
 export type * from "./types.ts";
 

@@ -227,4 +227,85 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX switchboard_allowance_ledger_actor ON switchboard_allowance_ledger (actor_id, created_at);`,
   },
+  {
+    name: "0004_admin",
+    sqlite: `
+      CREATE TABLE switchboard_purpose_overrides (
+        purpose TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE switchboard_audit (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        actor_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before_state TEXT,
+        after_state TEXT,
+        instance TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX switchboard_audit_created ON switchboard_audit (created_at, id);
+      CREATE INDEX switchboard_audit_target ON switchboard_audit (target_type, target, created_at);
+      CREATE TABLE switchboard_login_links (
+        hash TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+      ) STRICT;
+      CREATE TABLE switchboard_sessions (
+        hash TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        ended_at INTEGER
+      ) STRICT;
+      CREATE TABLE switchboard_admin_keys (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      ) STRICT;`,
+    postgres: `
+      CREATE TABLE switchboard_purpose_overrides (
+        purpose TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        updated_by TEXT NOT NULL
+      );
+      CREATE TABLE switchboard_audit (
+        id TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        actor_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before_state TEXT,
+        after_state TEXT,
+        instance TEXT NOT NULL
+      );
+      CREATE INDEX switchboard_audit_created ON switchboard_audit (created_at, id COLLATE "C");
+      CREATE INDEX switchboard_audit_target ON switchboard_audit (target_type, target, created_at);
+      CREATE TABLE switchboard_login_links (
+        hash TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at BIGINT
+      );
+      CREATE TABLE switchboard_sessions (
+        hash TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        ended_at BIGINT
+      );
+      CREATE TABLE switchboard_admin_keys (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );`,
+  },
 ];

@@ -7,6 +7,16 @@
 
 import { SwitchboardError } from "@switchboard/core";
 import pg from "pg";
+import {
+  AdminQueries,
+  type AuditQuery,
+  overridesChannel,
+  type PurposeOverrideChange,
+  type StoredAuditEntry,
+  type StoredLoginLink,
+  type StoredPurposeOverride,
+  type StoredSession,
+} from "./admin.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS, MIGRATIONS_TABLE } from "./migrations.ts";
 import {
   bucketOf,
@@ -159,7 +169,7 @@ export async function openPostgresStore(url: string, options: OpenStoreOptions =
   });
   // An idle client losing its server connection emits on the pool; without a listener that crashes the process.
   pool.on("error", () => {});
-  const store = new PostgresStore(pool, options.clock ?? Date.now);
+  const store = new PostgresStore(pool, options.clock ?? Date.now, { connectionString, schema });
   try {
     await store.migrate(schema);
   } catch (error) {
@@ -214,11 +224,32 @@ export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   readonly #pool: pg.Pool;
   readonly #now: () => number;
+  readonly #connection: { connectionString: string; schema?: string | undefined };
+  readonly #admin: AdminQueries;
+  /** Clients listening for purpose override changes, closed with the store. */
+  readonly #listeners = new Set<pg.Client>();
   #closed = false;
 
-  constructor(pool: pg.Pool, now: () => number) {
+  constructor(
+    pool: pg.Pool,
+    now: () => number,
+    connection: { connectionString: string; schema?: string | undefined } = { connectionString: "" },
+  ) {
     this.#pool = pool;
     this.#now = now;
+    this.#connection = connection;
+    this.#admin = new AdminQueries(
+      {
+        kind: "postgres",
+        all: async (operation, statement) =>
+          (await this.#query(operation, statement.sql, statement.params)).rows,
+        transaction: (operation, statements) =>
+          this.#transaction(operation, async (client) => {
+            for (const statement of statements) await client.query(statement.sql, statement.params);
+          }),
+      },
+      { channel: overridesChannel(connection.schema) },
+    );
   }
 
   /**
@@ -309,7 +340,92 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.all([...this.#listeners].map((client) => client.end().catch(() => {})));
     await this.#pool.end();
+  }
+
+  // --- admin UI ----------------------------------------------------------------------------------
+
+  insertAuditEntry(entry: StoredAuditEntry): Promise<void> {
+    return this.#admin.insertAuditEntry(entry);
+  }
+
+  listAuditEntries(query?: AuditQuery): Promise<StoredAuditEntry[]> {
+    return this.#admin.listAuditEntries(query);
+  }
+
+  listPurposeOverrides(): Promise<StoredPurposeOverride[]> {
+    return this.#admin.listPurposeOverrides();
+  }
+
+  writePurposeOverride(change: PurposeOverrideChange): Promise<void> {
+    return this.#admin.writePurposeOverride(change);
+  }
+
+  /**
+   * LISTEN on a connection of its own (a pooled one would be handed to other queries). A lost
+   * connection is re-opened after a second, and `onChange` is called then too, since changes made
+   * while it was down were not heard.
+   */
+  async watchPurposeOverrides(onChange: () => void): Promise<() => Promise<void>> {
+    const channel = overridesChannel(this.#connection.schema);
+    let stopped = false;
+    let client: pg.Client | undefined;
+    const connect = async (): Promise<void> => {
+      const next = new pg.Client({ connectionString: this.#connection.connectionString });
+      next.on("notification", (message) => {
+        if (message.channel === channel) onChange();
+      });
+      next.on("error", () => {
+        this.#listeners.delete(next);
+        next.end().catch(() => {});
+        if (stopped || this.#closed) return;
+        setTimeout(() => {
+          if (stopped || this.#closed) return;
+          connect().then(onChange, () => {});
+        }, 1_000).unref();
+      });
+      await next.connect();
+      await next.query(`LISTEN "${channel}"`);
+      this.#listeners.add(next);
+      client = next;
+    };
+    try {
+      await connect();
+    } catch (error) {
+      throw storageError("postgres", "watchPurposeOverrides", error);
+    }
+    return async () => {
+      stopped = true;
+      if (client) {
+        this.#listeners.delete(client);
+        await client.end().catch(() => {});
+      }
+    };
+  }
+
+  insertLoginLink(link: StoredLoginLink): Promise<void> {
+    return this.#admin.insertLoginLink(link);
+  }
+
+  consumeLoginLink(hash: string, at: Date): Promise<string | undefined> {
+    return this.#admin.consumeLoginLink(hash, at);
+  }
+
+  insertSession(session: StoredSession): Promise<void> {
+    return this.#admin.insertSession(session);
+  }
+
+  findSession(hash: string): Promise<StoredSession | undefined> {
+    return this.#admin.findSession(hash);
+  }
+
+  endSession(hash: string, at: Date): Promise<void> {
+    return this.#admin.endSession(hash, at);
+  }
+
+  adminSigningKey(candidate: string): Promise<string> {
+    return this.#admin.adminSigningKey(candidate);
   }
 
   async migrations(): Promise<AppliedMigration[]> {

@@ -9,6 +9,16 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
+import {
+  AdminQueries,
+  type AuditQuery,
+  type PurposeOverrideChange,
+  type Statement,
+  type StoredAuditEntry,
+  type StoredLoginLink,
+  type StoredPurposeOverride,
+  type StoredSession,
+} from "./admin.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS, MIGRATIONS_TABLE } from "./migrations.ts";
 import {
   bucketOf,
@@ -73,6 +83,15 @@ function spentParams(keyOrPrefix: string, windowStartMs: number): Record<string,
   return { p1: keyOrPrefix, p2: whole, p3: windowStartMs, p4: whole };
 }
 
+/** `$1`, `$2`… are named parameters to SQLite: bind them by number. */
+function numbered(statement: Statement): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  statement.params.forEach((value, index) => {
+    values[index + 1] = value;
+  });
+  return values;
+}
+
 export function openSqliteStore(path: string, options: OpenStoreOptions = {}): SqliteStore {
   try {
     if (path !== MEMORY_PATH) mkdirSync(dirname(path), { recursive: true });
@@ -111,6 +130,19 @@ export class SqliteStore implements Store {
   readonly #writerFile: { path: string; busyTimeoutMs: number } | undefined;
   #writer: UsageWriterThread | undefined;
   #closed = false;
+  readonly #admin = new AdminQueries({
+    kind: "sqlite",
+    all: (operation, statement) =>
+      this.#run(operation, () => this.#prepare(statement.sql).all(numbered(statement)) as Row[]),
+    transaction: (operation, statements) =>
+      this.#run(operation, () =>
+        this.#db
+          .transaction(() => {
+            for (const statement of statements) this.#prepare(statement.sql).run(numbered(statement));
+          })
+          .immediate(),
+      ),
+  });
 
   /** `writerFile`: the database file, for writing usage rows on a separate thread (files only). */
   constructor(
@@ -174,6 +206,48 @@ export class SqliteStore implements Store {
         ).all() as Row[]
       ).map((row) => ({ name: String(row.name), appliedAt: new Date(Number(row.applied_at)) })),
     );
+  }
+
+  // --- admin UI ----------------------------------------------------------------------------------
+
+  insertAuditEntry(entry: StoredAuditEntry): Promise<void> {
+    return this.#admin.insertAuditEntry(entry);
+  }
+
+  listAuditEntries(query?: AuditQuery): Promise<StoredAuditEntry[]> {
+    return this.#admin.listAuditEntries(query);
+  }
+
+  listPurposeOverrides(): Promise<StoredPurposeOverride[]> {
+    return this.#admin.listPurposeOverrides();
+  }
+
+  writePurposeOverride(change: PurposeOverrideChange): Promise<void> {
+    return this.#admin.writePurposeOverride(change);
+  }
+
+  insertLoginLink(link: StoredLoginLink): Promise<void> {
+    return this.#admin.insertLoginLink(link);
+  }
+
+  consumeLoginLink(hash: string, at: Date): Promise<string | undefined> {
+    return this.#admin.consumeLoginLink(hash, at);
+  }
+
+  insertSession(session: StoredSession): Promise<void> {
+    return this.#admin.insertSession(session);
+  }
+
+  findSession(hash: string): Promise<StoredSession | undefined> {
+    return this.#admin.findSession(hash);
+  }
+
+  endSession(hash: string, at: Date): Promise<void> {
+    return this.#admin.endSession(hash, at);
+  }
+
+  adminSigningKey(candidate: string): Promise<string> {
+    return this.#admin.adminSigningKey(candidate);
   }
 
   // --- secrets -----------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
  * `Date`.
  */
 
+import type { AdminStore } from "./admin.ts";
+
 export type StoreKind = "sqlite" | "postgres";
 
 export interface OpenStoreOptions {
@@ -225,7 +227,7 @@ export interface AllowanceLedgerEntry {
   createdBy: string | undefined;
 }
 
-export interface Store {
+export interface Store extends AdminStore {
   readonly kind: StoreKind;
   /** Idempotent. */
   close(): Promise<void>;

@@ -1,0 +1,48 @@
+/**
+ * Who may do what in the admin UI and the data tools: `permissions:` in the configuration maps each
+ * action to the actor ids allowed to do it. The actor `root` may do everything, so a fresh install
+ * is administered by whoever runs `switchboard serve --root`.
+ */
+
+export const PERMISSION_ACTIONS = [
+  "view-usage",
+  "manage-purposes",
+  "manage-secrets",
+  "manage-tokens",
+  "manage-budgets",
+  "use-playground",
+  "view-prompts",
+  "enrich",
+  "extract",
+  "ask",
+] as const;
+
+export type PermissionAction = (typeof PERMISSION_ACTIONS)[number];
+
+/** The actor that may do everything. */
+export const ROOT_ACTOR = "root";
+
+/** `permissions:` from the configuration: action → actor ids. */
+export type PermissionGrants = Partial<Record<PermissionAction, readonly string[]>>;
+
+export class Permissions {
+  readonly #grants: () => PermissionGrants;
+
+  /** Reads the grants on every check, so a changed configuration applies at once. */
+  constructor(grants: () => PermissionGrants) {
+    this.#grants = grants;
+  }
+
+  /** `actor`: an actor id, or an actor object (`{id}`); undefined is the anonymous user, who may do nothing. */
+  can(actor: { id: string } | string | undefined, action: PermissionAction): boolean {
+    const id = typeof actor === "string" ? actor : actor?.id;
+    if (!id) return false;
+    if (id === ROOT_ACTOR) return true;
+    return this.#grants()[action]?.includes(id) ?? false;
+  }
+
+  /** Every action the actor may do, in the order of `PERMISSION_ACTIONS`. */
+  actionsOf(actor: { id: string } | string | undefined): PermissionAction[] {
+    return PERMISSION_ACTIONS.filter((action) => this.can(actor, action));
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * What the admin UI keeps: purpose overrides, the audit log, one-time login links, sessions and the
+ * key that signs session cookies. Every statement is written once with `$n` placeholders; each
+ * backend supplies how to run a read and a transaction (`AdminSql`).
+ */
+
+import { SwitchboardError } from "@switchboard/core";
+import { clampLimit, type Row, requireText, toMs } from "./shared.ts";
+import type { StoreKind } from "./types.ts";
+
+export type AuditTargetType = "purpose" | "secret" | "token" | "allowance";
+
+/** One audit entry as stored: `before` and `after` are JSON text. */
+export interface StoredAuditEntry {
+  id: string;
+  createdAt: Date;
+  actor: string;
+  action: string;
+  targetType: AuditTargetType;
+  target: string;
+  before: string | undefined;
+  after: string | undefined;
+  instance: string;
+}
+
+export interface AuditQuery {
+  actor?: string | undefined;
+  targetType?: AuditTargetType | undefined;
+  target?: string | undefined;
+  since?: Date | undefined;
+  /** Continues a previous page: entries strictly older than this one (newest first). */
+  before?: { createdAt: Date; id: string } | undefined;
+  /** Default 100. */
+  limit?: number | undefined;
+}
+
+export interface StoredPurposeOverride {
+  purpose: string;
+  /** The override as JSON text. */
+  settings: string;
+  updatedAt: Date;
+  updatedBy: string;
+}
+
+export interface PurposeOverrideChange {
+  purpose: string;
+  /** The new override as JSON text; undefined removes it. */
+  settings: string | undefined;
+  at: Date;
+  actor: string;
+  /** Written in the same transaction as the change. */
+  audit: StoredAuditEntry;
+}
+
+export interface StoredLoginLink {
+  hash: string;
+  actor: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface StoredSession {
+  hash: string;
+  actor: string;
+  createdAt: Date;
+  expiresAt: Date;
+  endedAt: Date | undefined;
+}
+
+/** The admin part of the store contract (both backends implement it). */
+export interface AdminStore {
+  insertAuditEntry(entry: StoredAuditEntry): Promise<void>;
+  /** Newest first on `(createdAt, id)`. */
+  listAuditEntries(query?: AuditQuery): Promise<StoredAuditEntry[]>;
+  listPurposeOverrides(): Promise<StoredPurposeOverride[]>;
+  /** Writes or removes the override and its audit entry in one transaction, then tells other instances. */
+  writePurposeOverride(change: PurposeOverrideChange): Promise<void>;
+  /**
+   * Calls `onChange` whenever any instance changes a purpose override; resolves to a function that
+   * stops listening. Only backends that can notify (PostgreSQL) have it.
+   */
+  watchPurposeOverrides?(onChange: () => void): Promise<() => Promise<void>>;
+  insertLoginLink(link: StoredLoginLink): Promise<void>;
+  /** Marks an unused, unexpired link used and returns its actor, atomically; else undefined. */
+  consumeLoginLink(hash: string, at: Date): Promise<string | undefined>;
+  insertSession(session: StoredSession): Promise<void>;
+  findSession(hash: string): Promise<StoredSession | undefined>;
+  endSession(hash: string, at: Date): Promise<void>;
+  /** The stored cookie-signing key; stores `candidate` first when there is none (first caller wins). */
+  adminSigningKey(candidate: string): Promise<string>;
+}
+
+export interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/** How a backend runs the admin statements. */
+export interface AdminSql {
+  readonly kind: StoreKind;
+  all(operation: string, statement: Statement): Promise<Row[]>;
+  /** Runs the statements in order in one transaction. */
+  transaction(operation: string, statements: readonly Statement[]): Promise<void>;
+}
+
+export const AUDIT_TARGET_TYPES: readonly AuditTargetType[] = ["purpose", "secret", "token", "allowance"];
+
+/** The notification channel of purpose override changes, per schema (NOTIFY is database-wide). */
+export function overridesChannel(schema: string | undefined): string {
+  return `switchboard_overrides_${schema ?? "public"}`;
+}
+
+const AUDIT_COLUMNS =
+  "id, created_at, actor_id, action, target_type, target, before_state, after_state, instance";
+
+function optionalText(value: unknown): string | undefined {
+  return value === null || value === undefined ? undefined : String(value);
+}
+
+function mapAudit(row: Row): StoredAuditEntry {
+  return {
+    id: String(row.id),
+    createdAt: new Date(Number(row.created_at)),
+    actor: String(row.actor_id),
+    action: String(row.action),
+    targetType: String(row.target_type) as AuditTargetType,
+    target: String(row.target),
+    before: optionalText(row.before_state),
+    after: optionalText(row.after_state),
+    instance: String(row.instance),
+  };
+}
+
+function auditInsert(entry: StoredAuditEntry): Statement {
+  if (!AUDIT_TARGET_TYPES.includes(entry.targetType)) {
+    throw new SwitchboardError(
+      "INVALID_INPUT",
+      `Audit target type must be one of ${AUDIT_TARGET_TYPES.join(", ")} (got "${entry.targetType}").`,
+    );
+  }
+  return {
+    sql: `INSERT INTO switchboard_audit (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    params: [
+      requireText(entry.id, "id"),
+      toMs(entry.createdAt, "createdAt"),
+      requireText(entry.actor, "actor"),
+      requireText(entry.action, "action"),
+      entry.targetType,
+      requireText(entry.target, "target"),
+      entry.before ?? null,
+      entry.after ?? null,
+      entry.instance,
+    ],
+  };
+}
+
+/** The admin statements over one backend. */
+export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
+  readonly #sql: AdminSql;
+  readonly #channel: string;
+
+  constructor(sql: AdminSql, options: { channel?: string } = {}) {
+    this.#sql = sql;
+    this.#channel = options.channel ?? overridesChannel(undefined);
+  }
+
+  /** Text compared byte by byte on both backends, so keyset pages agree with the order. */
+  #bytewise(column: string): string {
+    return this.#sql.kind === "postgres" ? `${column} COLLATE "C"` : column;
+  }
+
+  insertAuditEntry(entry: StoredAuditEntry): Promise<void> {
+    return this.#sql.transaction("insertAuditEntry", [auditInsert(entry)]);
+  }
+
+  async listAuditEntries(query: AuditQuery = {}): Promise<StoredAuditEntry[]> {
+    const params: unknown[] = [];
+    const add = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    const clauses: string[] = [];
+    if (query.actor !== undefined) clauses.push(`actor_id = ${add(query.actor)}`);
+    if (query.targetType !== undefined) clauses.push(`target_type = ${add(query.targetType)}`);
+    if (query.target !== undefined) clauses.push(`target = ${add(query.target)}`);
+    if (query.since !== undefined) clauses.push(`created_at >= ${add(toMs(query.since, "since"))}`);
+    if (query.before !== undefined) {
+      const at = add(toMs(query.before.createdAt, "before.createdAt"));
+      const id = add(requireText(query.before.id, "before.id"));
+      clauses.push(`(created_at < ${at} OR (created_at = ${at} AND ${this.#bytewise("id")} < ${id}))`);
+    }
+    const limit = add(clampLimit(query.limit, 100));
+    const rows = await this.#sql.all("listAuditEntries", {
+      sql: `SELECT ${AUDIT_COLUMNS} FROM switchboard_audit ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""}
+        ORDER BY created_at DESC, ${this.#bytewise("id")} DESC LIMIT ${limit}`,
+      params,
+    });
+    return rows.map(mapAudit);
+  }
+
+  async listPurposeOverrides(): Promise<StoredPurposeOverride[]> {
+    const rows = await this.#sql.all("listPurposeOverrides", {
+      sql: `SELECT purpose, settings, updated_at, updated_by FROM switchboard_purpose_overrides
+        ORDER BY ${this.#bytewise("purpose")}`,
+      params: [],
+    });
+    return rows.map((row) => ({
+      purpose: String(row.purpose),
+      settings: String(row.settings),
+      updatedAt: new Date(Number(row.updated_at)),
+      updatedBy: String(row.updated_by),
+    }));
+  }
+
+  writePurposeOverride(change: PurposeOverrideChange): Promise<void> {
+    const purpose = requireText(change.purpose, "purpose");
+    const statements: Statement[] = [
+      change.settings === undefined
+        ? { sql: "DELETE FROM switchboard_purpose_overrides WHERE purpose = $1", params: [purpose] }
+        : {
+            sql: `INSERT INTO switchboard_purpose_overrides (purpose, settings, updated_at, updated_by)
+              VALUES ($1, $2, $3, $4)
+              ON CONFLICT (purpose) DO UPDATE SET settings = excluded.settings,
+                updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+            params: [purpose, change.settings, toMs(change.at, "at"), requireText(change.actor, "actor")],
+          },
+      auditInsert(change.audit),
+    ];
+    // Delivered on commit, to every instance listening on this schema's channel.
+    if (this.#sql.kind === "postgres") {
+      statements.push({ sql: "SELECT pg_notify($1, $2)", params: [this.#channel, purpose] });
+    }
+    return this.#sql.transaction("writePurposeOverride", statements);
+  }
+
+  insertLoginLink(link: StoredLoginLink): Promise<void> {
+    return this.#sql.transaction("insertLoginLink", [
+      {
+        sql: `INSERT INTO switchboard_login_links (hash, actor_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+        params: [
+          requireText(link.hash, "hash"),
+          requireText(link.actor, "actor"),
+          toMs(link.createdAt, "createdAt"),
+          toMs(link.expiresAt, "expiresAt"),
+        ],
+      },
+    ]);
+  }
+
+  async consumeLoginLink(hash: string, at: Date): Promise<string | undefined> {
+    // One statement: the row lock (PostgreSQL) or the write lock (SQLite) lets only one caller win.
+    const rows = await this.#sql.all("consumeLoginLink", {
+      sql: `UPDATE switchboard_login_links SET used_at = $1
+        WHERE hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING actor_id`,
+      params: [toMs(at, "at"), hash],
+    });
+    return rows[0] === undefined ? undefined : String(rows[0].actor_id);
+  }
+
+  insertSession(session: StoredSession): Promise<void> {
+    return this.#sql.transaction("insertSession", [
+      {
+        sql: `INSERT INTO switchboard_sessions (hash, actor_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+        params: [
+          requireText(session.hash, "hash"),
+          requireText(session.actor, "actor"),
+          toMs(session.createdAt, "createdAt"),
+          toMs(session.expiresAt, "expiresAt"),
+        ],
+      },
+      // Expired links and sessions are of no use to anyone: sweep them while writing anyway.
+      {
+        sql: "DELETE FROM switchboard_login_links WHERE expires_at < $1",
+        params: [toMs(session.createdAt, "at")],
+      },
+      {
+        sql: "DELETE FROM switchboard_sessions WHERE expires_at < $1",
+        params: [toMs(session.createdAt, "at")],
+      },
+    ]);
+  }
+
+  async findSession(hash: string): Promise<StoredSession | undefined> {
+    const rows = await this.#sql.all("findSession", {
+      sql: "SELECT hash, actor_id, created_at, expires_at, ended_at FROM switchboard_sessions WHERE hash = $1",
+      params: [hash],
+    });
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      hash: String(row.hash),
+      actor: String(row.actor_id),
+      createdAt: new Date(Number(row.created_at)),
+      expiresAt: new Date(Number(row.expires_at)),
+      endedAt:
+        row.ended_at === null || row.ended_at === undefined ? undefined : new Date(Number(row.ended_at)),
+    };
+  }
+
+  endSession(hash: string, at: Date): Promise<void> {
+    return this.#sql.transaction("endSession", [
+      {
+        sql: "UPDATE switchboard_sessions SET ended_at = $1 WHERE hash = $2 AND ended_at IS NULL",
+        params: [toMs(at, "at"), hash],
+      },
+    ]);
+  }
+
+  async adminSigningKey(candidate: string): Promise<string> {
+    const name = "session-signing";
+    await this.#sql.transaction("adminSigningKey", [
+      {
+        sql: `INSERT INTO switchboard_admin_keys (name, value, created_at) VALUES ($1, $2, $3)
+          ON CONFLICT (name) DO NOTHING`,
+        params: [name, requireText(candidate, "candidate"), Date.now()],
+      },
+    ]);
+    const rows = await this.#sql.all("adminSigningKey", {
+      sql: "SELECT value FROM switchboard_admin_keys WHERE name = $1",
+      params: [name],
+    });
+    return String(rows[0]?.value);
+  }
+}
