@@ -29,7 +29,12 @@ export function createContext(io: CliIO): CliContext & { closeHub(): Promise<voi
       opening ??= (async () => {
         const { openHub } = await import("@switchboard/hub");
         const { config } = command.optsWithGlobals<GlobalOptions>();
-        return openHub({ ...(config ? { configPath: config } : {}), env: io.env });
+        return openHub({
+          ...(config ? { configPath: config } : {}),
+          env: io.env,
+          // One command writes a few rows at most: a writer thread would cost more than it saves.
+          storeOptions: { usageWriterThread: false },
+        });
       })();
       return opening;
     },
