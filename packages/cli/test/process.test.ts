@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startFakeOpenAI } from "@switchboard/core/testing";
 import { describe, expect, it } from "vitest";
 import { PLANTED_SECRET } from "./fixtures/leaky-plugin.ts";
 
@@ -53,6 +54,13 @@ function switchboard(args: readonly string[], options: SpawnOptions = {}): Promi
   return finished(start(args, options));
 }
 
+/** The first bytes a running command prints. */
+async function firstOutput(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve) =>
+    child.stdout?.once("data", (chunk: Buffer) => resolve(chunk.toString())),
+  );
+}
+
 function configFile(yaml: string): string {
   const path = join(mkdtempSync(join(tmpdir(), "switchboard-config-")), "switchboard.yaml");
   writeFileSync(path, yaml);
@@ -72,9 +80,7 @@ describe("a closed pipe (switchboard prompt … | head)", () => {
     const child = start(["prompt", "-m", "echo"], { userDir, stdin: "word ".repeat(100_000) });
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const firstBytes = await new Promise<string>((resolve) =>
-      child.stdout?.once("data", (chunk: Buffer) => resolve(chunk.toString())),
-    );
+    const firstBytes = await firstOutput(child);
     child.stdout?.destroy(); // what `head -c 100` does once it has its bytes
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
     expect(firstBytes).toMatch(/^\{/);
@@ -86,6 +92,41 @@ describe("a closed pipe (switchboard prompt … | head)", () => {
     const rows = JSON.parse(logs.stdout) as { modelAnswered: string; inputTokens: number }[];
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ modelAnswered: "echo", inputTokens: 100_000 });
+  });
+});
+
+describe("a closed pipe while the model is still answering", () => {
+  it("stops the model, logs what it delivered and exits quietly", async () => {
+    const fake = await startFakeOpenAI();
+    try {
+      // 200 chunks, 20 ms apart: the answer is far from done when the reader goes away.
+      fake.enqueue({ text: Array.from({ length: 200 }, (_, index) => `chunk-${index} `), chunkDelayMs: 20 });
+      const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
+      const config = configFile(
+        `providers:\n  upstream:\n    type: openai\n    base_url: ${fake.url}\n    models: [{id: upstream-model}]\n` +
+          "usage: {log_prompts: true}\n",
+      );
+      const child = start(["--config", config, "prompt", "-m", "upstream-model", "--key", "k", "hi"], {
+        userDir,
+      });
+      let stderr = "";
+      child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      expect(await firstOutput(child)).toMatch(/^chunk-0/);
+      child.stdout?.destroy();
+      const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+      expect(code).toBe(0);
+      expect(stderr).toBe("");
+
+      const logs = await switchboard(["--config", config, "logs", "--json"], { userDir });
+      const rows = JSON.parse(logs.stdout) as { modelAnswered: string; status: string; response: string }[];
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.modelAnswered).toBe("upstream-model");
+      expect(rows[0]?.status).not.toBe("ok");
+      expect(rows[0]?.response).toMatch(/^chunk-0 /);
+      expect(rows[0]?.response).not.toContain("chunk-199");
+    } finally {
+      await fake.close();
+    }
   });
 });
 
