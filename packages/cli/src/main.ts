@@ -37,8 +37,10 @@ const COMMAND_GROUPS: readonly CommandGroup[] = [
     register: async (program, context) =>
       (await import("./commands/accounting.ts")).registerAccountingCommands(program, context),
   },
-  // The server (`serve`, `tokens`, `login-link`) and the data tools (`enrich`, `jobs`, `extract`,
-  // `ask`: `registerDataCommands(program)` in ./data-commands.ts) join here as groups of their own.
+  // Later groups, each imported only when one of its commands runs:
+  // - the server: `serve`, `tokens`, `login-link`;
+  // - the data tools: `enrich`, `jobs`, `extract`, `ask`, registered by `registerDataCommands(program)`
+  //   from ./data-commands.ts: `register: async (program) => (await import("./data-commands.ts")).registerDataCommands(program)`.
 ];
 
 /** The command word of a command line: the first word that is neither an option nor `--config`'s value. */
@@ -78,7 +80,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
+      writeErr: (text) => io.stderr.write(scrubSecrets(text)),
     })
     .showHelpAfterError(false);
   for (const group of groupsFor(argv)) await group.register(program, context);
