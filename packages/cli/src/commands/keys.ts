@@ -56,7 +56,7 @@ export function registerKeyCommands(program: Command, context: CliContext): void
           `No value on stdin: pipe it in, e.g. echo "$VALUE" | switchboard secrets set ${name}`,
         );
       const hub = await context.hub(command);
-      const { version } = await hub.secrets.set(name, value, { note: options.note });
+      const { version } = await hub.secrets.set(name, value, options.note ? { note: options.note } : {});
       io.stderr.write(`Stored secret ${name} (version ${version}).\n`);
     });
   secrets
