@@ -30,10 +30,14 @@ export function processIO(): CliIO {
   };
 }
 
-/** Whether stdout was closed by its reader (EPIPE), which is the reader's choice, not a failure. */
-export function readerWentAway(io: CliIO): boolean {
-  const reason: unknown = io.outputClosed?.aborted ? io.outputClosed.reason : undefined;
-  return (reason as { code?: unknown } | undefined)?.code === "EPIPE";
+/**
+ * Why stdout stopped taking output, unless its reader closed it (EPIPE), which is the reader's
+ * choice, not a failure.
+ */
+export function outputWriteError(io: CliIO): unknown {
+  if (!io.outputClosed?.aborted) return undefined;
+  const reason: unknown = io.outputClosed.reason;
+  return (reason as { code?: unknown } | undefined)?.code === "EPIPE" ? undefined : reason;
 }
 
 /** Reads all of stdin; an interactive terminal with nothing piped reads as empty. */

@@ -1,7 +1,7 @@
 import { describeError, isSwitchboardError, scrubSecrets } from "@switchboard/core";
 import { Command, CommanderError } from "commander";
 import { type CliContext, createContext } from "./context.ts";
-import { type CliIO, processIO, readerWentAway } from "./io.ts";
+import { type CliIO, outputWriteError, processIO } from "./io.ts";
 import { joinOptionPairs } from "./option-pairs.ts";
 
 /** Exit code for a command line that does not parse. */
@@ -108,8 +108,8 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     if (error instanceof CommanderError) {
       // Help and version exit 0; every other parse failure is a usage error.
       code = error.exitCode === 0 ? 0 : USAGE_ERROR;
-    } else if (!(readerWentAway(io) && isSwitchboardError(error, "ABORTED"))) {
-      // A prompt stopped because its reader went away is not a failure; anything else is.
+    } else if (!(io.outputClosed?.aborted && isSwitchboardError(error, "ABORTED"))) {
+      // A prompt stopped because its output closed is reported as that (below), not as an abort.
       failures.push(error);
     }
   }
@@ -123,6 +123,9 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
   // Warnings are delivered on a later tick; let those raised while closing arrive.
   await new Promise((resolve) => setImmediate(resolve));
   process.removeListener("warning", onWarning);
+  const writeError = outputWriteError(io);
+  if (writeError !== undefined)
+    failures.unshift(new Error(`Cannot write the output: ${describeError(writeError)}`));
 
   const errors = [...new Set(failures.map(describeFailure))];
   for (const line of new Set(heldBack)) {

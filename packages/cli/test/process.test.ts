@@ -3,7 +3,7 @@
  * pipe closes, storage fails or closing the hub cannot write its rows.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeOpenAI } from "@switchboard/core/testing";
@@ -127,6 +127,26 @@ describe("a closed pipe while the model is still answering", () => {
     } finally {
       await fake.close();
     }
+  });
+});
+
+describe("output that cannot be written", () => {
+  // /dev/full fails every write with ENOSPC; only Linux has it.
+  it.skipIf(!existsSync("/dev/full"))("is one Error line and exit 1, not a silent exit 0", async () => {
+    const userDir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
+    const full = openSync("/dev/full", "w");
+    const child = spawn(process.execPath, [BIN, "prompt", "-m", "echo", "hi"], {
+      env: environment({ userDir }),
+      stdio: ["ignore", full, "pipe"],
+    });
+    closeSync(full);
+    const { code, stderr } = await finished(child);
+    expect(code).toBe(1);
+    expectOneErrorLine(stderr);
+    expect(stderr).toMatch(/^Error: Cannot write the output: ENOSPC/);
+    // The prompt ran, so its row is kept.
+    const logs = await switchboard(["logs", "--json"], { userDir });
+    expect(JSON.parse(logs.stdout)).toHaveLength(1);
   });
 });
 
