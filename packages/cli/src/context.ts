@@ -20,7 +20,7 @@ export interface GlobalOptions {
   config?: string;
 }
 
-/** A context whose hubs the caller closes with `closeHubs` once the command has ended. */
+/** A context whose hub the caller closes with `closeHub` once the command has ended. */
 export function createContext(io: CliIO): CliContext & { closeHub(): Promise<void> } {
   let opening: Promise<Hub> | undefined;
   return {

@@ -1,6 +1,6 @@
 import { describeError, isSwitchboardError, scrubSecrets } from "@switchboard/core";
 import { Command, CommanderError } from "commander";
-import { type CliContext, createContext } from "./context.ts";
+import { type CliContext, createContext, fileProblem } from "./context.ts";
 import { type CliIO, outputWriteError, processIO } from "./io.ts";
 import { joinOptionPairs } from "./option-pairs.ts";
 
@@ -125,7 +125,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
   process.removeListener("warning", onWarning);
   const writeError = outputWriteError(io);
   if (writeError !== undefined)
-    failures.unshift(new Error(`Cannot write the output: ${describeError(writeError)}`));
+    failures.unshift(new Error(`Cannot write the output: ${fileProblem(writeError)}.`));
 
   const errors = [...new Set(failures.map(describeFailure))];
   for (const line of new Set(heldBack)) {

@@ -143,7 +143,7 @@ describe("output that cannot be written", () => {
     const { code, stderr } = await finished(child);
     expect(code).toBe(1);
     expectOneErrorLine(stderr);
-    expect(stderr).toMatch(/^Error: Cannot write the output: ENOSPC/);
+    expect(stderr).toBe("Error: Cannot write the output: no space left on device.\n");
     // The prompt ran, so its row is kept.
     const logs = await switchboard(["logs", "--json"], { userDir });
     expect(JSON.parse(logs.stdout)).toHaveLength(1);
