@@ -1,4 +1,12 @@
-export { builtinPlugins } from "./builtins.ts";
+export {
+  anthropicCompatiblePlugin,
+  anthropicPlugin,
+  builtinPlugins,
+  echoPlugin,
+  markovPlugin,
+  openaiCompatiblePlugin,
+  openaiPlugin,
+} from "./builtins.ts";
 export type { AfterToolCall, BeforeToolCall } from "./chain.ts";
 export { ChainResponse, DEFAULT_CHAIN_LIMIT, runToolCalls } from "./chain.ts";
 export type { ErrorCode } from "./errors.ts";
@@ -23,10 +31,6 @@ export { KeyStore, userDirectory } from "./keys.ts";
 export type { ChainOptions, ConversationOptions, PromptOptions } from "./model.ts";
 export { Conversation, Model } from "./model.ts";
 export type { CorePlugin, RegisteredModel, RegisterModelsArgs } from "./plugin.ts";
-export { anthropicCompatiblePlugin, anthropicPlugin } from "./providers/anthropic.ts";
-export { echoPlugin } from "./providers/echo.ts";
-export { markovPlugin } from "./providers/markov.ts";
-export { openaiCompatiblePlugin, openaiPlugin } from "./providers/openai.ts";
 export type { RegistryOptions } from "./registry.ts";
 export { Registry } from "./registry.ts";
 export type { ResponseStatus } from "./response.ts";
