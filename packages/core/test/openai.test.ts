@@ -465,6 +465,8 @@ describe("OpenAI plugins", () => {
         "o4-mini",
       ]),
     );
+    // OpenAI serves the pro models on the Responses API only: not registered on Chat Completions.
+    expect(models.map((definition) => definition.id)).not.toContain("gpt-5.4-pro");
     const gpt = models.find((definition) => definition.id === "gpt-4o") as AsyncModelDefinition;
     expect(gpt).toMatchObject({ needsKey: "openai", keyEnvVar: "OPENAI_API_KEY", provider: "openai" });
     expect(gpt.capabilities).toEqual({
