@@ -13,7 +13,6 @@ import type {
   HistoryAssistantMessage,
   ModelRequest,
   StreamPart,
-  ToolResult,
   Usage,
 } from "../types.ts";
 import {
@@ -190,7 +189,7 @@ function pushMessage(messages: Message[], role: Message["role"], blocks: Block[]
   else messages.push({ role, content: blocks });
 }
 
-function toolResultBlock(result: Pick<ToolResult, "toolCallId" | "output" | "error">): Block {
+function toolResultBlock(result: { toolCallId: string; output: string; error?: string | undefined }): Block {
   return {
     type: "tool_result",
     tool_use_id: result.toolCallId,
