@@ -338,12 +338,12 @@ export class Model {
   validateOptions(options: Record<string, unknown>): Record<string, unknown> {
     const schema = this.definition.options;
     const valid = this.optionNames;
-    // max_tokens goes without saying: every model takes it.
-    const declared = valid.filter((name) => name !== MAX_TOKENS);
-    const validList =
-      declared.length > 0 ? `Valid options: ${declared.join(", ")}.` : `It takes only ${MAX_TOKENS}.`;
     const unknown = Object.keys(options).find((name) => !valid.includes(name));
     if (unknown !== undefined) {
+      // max_tokens goes without saying: every model takes it.
+      const declared = valid.filter((name) => name !== MAX_TOKENS);
+      const validList =
+        declared.length > 0 ? `Valid options: ${declared.join(", ")}.` : `It takes only ${MAX_TOKENS}.`;
       throw new SwitchboardError(
         "INVALID_OPTION",
         `Model ${this.id} has no option "${unknown}". ${validList}`,
