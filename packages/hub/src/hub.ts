@@ -464,7 +464,7 @@ export class Hub {
       for (const context of active.reverse()) await context.after?.({ responses: [], error });
     };
     return {
-      begin: async () => {
+      before: async () => {
         for (const { hook } of runners) {
           let context: PromptContext | undefined;
           try {
@@ -477,11 +477,11 @@ export class Hub {
           if (context) active.push(context);
         }
       },
-      responseDone: async (response) => {
+      onResponse: async (response) => {
         group?.responses.push(response);
         for (const context of active) await runContextHook(() => context.onResponse?.(response));
       },
-      end: async (outcome) => {
+      after: async (outcome) => {
         // Onion order: the first context to begin is the last to end.
         for (let index = active.length - 1; index >= 0; index--)
           await runContextHook(() => active[index]?.after?.(outcome));
