@@ -67,6 +67,41 @@ export interface StoredSession {
   endedAt: Date | undefined;
 }
 
+export type UsageSeriesBy = "purpose" | "model" | "actor";
+
+/** Usage over time from the hourly sums; `since` and `until` apply to whole UTC hours. */
+export interface UsageSeriesQuery {
+  /** Hour or day (UTC) buckets. */
+  bucket: "hour" | "day";
+  /** Splits each bucket by this; none: one series. */
+  by?: UsageSeriesBy | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  purpose?: string | undefined;
+  /** The model that answered. */
+  model?: string | undefined;
+  actorId?: string | undefined;
+}
+
+export interface UsageSeriesRow {
+  bucketStart: Date;
+  /** The purpose, model or actor (null for responses without one); null too when not split. */
+  key: string | null;
+  responses: number;
+  errors: number;
+  inputTokens: number;
+  outputTokens: number;
+  cachedTokens: number;
+  costNanocents: bigint;
+}
+
+/** The purposes, models and actors with usage in a range (for filter choices). */
+export interface UsageKeys {
+  purposes: string[];
+  models: string[];
+  actors: string[];
+}
+
 /** The admin part of the store contract (both backends implement it). */
 export interface AdminStore {
   insertAuditEntry(entry: StoredAuditEntry): Promise<void>;
@@ -88,6 +123,9 @@ export interface AdminStore {
   endSession(hash: string, at: Date): Promise<void>;
   /** The stored cookie-signing key; stores `candidate` first when there is none (first caller wins). */
   adminSigningKey(candidate: string): Promise<string>;
+  /** Usage per bucket (and key), oldest first, read from hourly sums kept as rows are inserted. */
+  usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]>;
+  usageKeys(query: { since?: Date | undefined; until?: Date | undefined }): Promise<UsageKeys>;
 }
 
 export interface Statement {
@@ -152,6 +190,18 @@ function auditInsert(entry: StoredAuditEntry): Statement {
       entry.instance,
     ],
   };
+}
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+const SERIES_KEY: Record<UsageSeriesBy, string> = { purpose: "purpose", model: "model", actor: "actor_id" };
+
+/** The start of the hour `date` falls in; with `up`, of the first hour not before it. */
+function wholeHour(date: Date | undefined, field: string, up = false): number | undefined {
+  if (date === undefined) return undefined;
+  const ms = toMs(date, field);
+  const floor = ms - (((ms % HOUR_MS) + HOUR_MS) % HOUR_MS);
+  return up && floor < ms ? floor + HOUR_MS : floor;
 }
 
 /** The admin statements over one backend. */
@@ -304,6 +354,79 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
         params: [toMs(at, "at"), hash],
       },
     ]);
+  }
+
+  async usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]> {
+    const params: unknown[] = [];
+    const add = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    const size = query.bucket === "day" ? DAY_MS : HOUR_MS;
+    if (query.by !== undefined && !(query.by in SERIES_KEY)) {
+      throw new SwitchboardError(
+        "INVALID_INPUT",
+        `Usage can be split by purpose, model or actor (got "${query.by}").`,
+      );
+    }
+    const key = query.by === undefined ? "CAST('' AS TEXT)" : SERIES_KEY[query.by];
+    const clauses = this.#hourlyFilter(query, add);
+    const rows = await this.#sql.all("usageSeries", {
+      sql: `SELECT hour_start - hour_start % ${size} AS bucket, ${key} AS series,
+          sum(responses) AS responses, sum(errors) AS errors, sum(input_tokens) AS input_tokens,
+          sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens, sum(cost_nanocents) AS cost
+        FROM switchboard_usage_hourly ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""}
+        GROUP BY 1, 2 ORDER BY 1${query.by === undefined ? "" : `, ${this.#bytewise(key)}`}`,
+      params,
+    });
+    return rows.map((row) => ({
+      bucketStart: new Date(Number(row.bucket)),
+      key: row.series === "" || row.series === null ? null : String(row.series),
+      responses: Number(row.responses),
+      errors: Number(row.errors),
+      inputTokens: Number(row.input_tokens),
+      outputTokens: Number(row.output_tokens),
+      cachedTokens: Number(row.cached_tokens),
+      costNanocents: BigInt(String(row.cost)),
+    }));
+  }
+
+  async usageKeys(query: { since?: Date | undefined; until?: Date | undefined }): Promise<UsageKeys> {
+    const params: unknown[] = [];
+    const add = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    const clauses = this.#hourlyFilter(query, add);
+    const where = clauses.length ? `WHERE ${clauses.join(" AND ")}` : "";
+    const rows = await this.#sql.all("usageKeys", {
+      sql: `SELECT DISTINCT 'purpose' AS kind, purpose AS name FROM switchboard_usage_hourly ${where}
+        UNION SELECT DISTINCT 'model', model FROM switchboard_usage_hourly ${where}
+        UNION SELECT DISTINCT 'actor', actor_id FROM switchboard_usage_hourly ${where}`,
+      params,
+    });
+    const keys: UsageKeys = { purposes: [], models: [], actors: [] };
+    for (const row of rows) {
+      const name = String(row.name);
+      if (name === "") continue;
+      if (row.kind === "purpose") keys.purposes.push(name);
+      else if (row.kind === "model") keys.models.push(name);
+      else keys.actors.push(name);
+    }
+    for (const list of Object.values(keys)) list.sort();
+    return keys;
+  }
+
+  #hourlyFilter(query: Omit<UsageSeriesQuery, "bucket" | "by">, add: (value: unknown) => string): string[] {
+    const clauses: string[] = [];
+    const since = wholeHour(query.since, "since");
+    const until = wholeHour(query.until, "until", true);
+    if (since !== undefined) clauses.push(`hour_start >= ${add(since)}`);
+    if (until !== undefined) clauses.push(`hour_start < ${add(until)}`);
+    if (query.purpose !== undefined) clauses.push(`purpose = ${add(query.purpose)}`);
+    if (query.model !== undefined) clauses.push(`model = ${add(query.model)}`);
+    if (query.actorId !== undefined) clauses.push(`actor_id = ${add(query.actorId)}`);
+    return clauses;
   }
 
   async adminSigningKey(candidate: string): Promise<string> {

@@ -16,6 +16,10 @@ export type {
   StoredLoginLink,
   StoredPurposeOverride,
   StoredSession,
+  UsageKeys,
+  UsageSeriesBy,
+  UsageSeriesQuery,
+  UsageSeriesRow,
 } from "./admin.ts";
 export { AUDIT_TARGET_TYPES } from "./admin.ts";
 export { MIGRATIONS, type Migration } from "./migrations.ts";

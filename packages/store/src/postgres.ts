@@ -16,6 +16,9 @@ import {
   type StoredLoginLink,
   type StoredPurposeOverride,
   type StoredSession,
+  type UsageKeys,
+  type UsageSeriesQuery,
+  type UsageSeriesRow,
 } from "./admin.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS, MIGRATIONS_TABLE } from "./migrations.ts";
 import {
@@ -426,6 +429,14 @@ export class PostgresStore implements Store {
 
   adminSigningKey(candidate: string): Promise<string> {
     return this.#admin.adminSigningKey(candidate);
+  }
+
+  usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]> {
+    return this.#admin.usageSeries(query);
+  }
+
+  usageKeys(query: { since?: Date | undefined; until?: Date | undefined }): Promise<UsageKeys> {
+    return this.#admin.usageKeys(query);
   }
 
   async migrations(): Promise<AppliedMigration[]> {

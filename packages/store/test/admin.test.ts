@@ -1,0 +1,124 @@
+/**
+ * The admin UI's storage on both backends: hourly usage sums kept by the insert trigger (equal to
+ * the rows they sum), audit paging, one-use login links, and override change notifications.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import type { StoredAuditEntry, UsageRecordInput } from "../src/index.ts";
+import { type StoreBackend, storeBackends } from "./backends.ts";
+
+const HOUR = 3_600_000;
+const T0 = Date.parse("2026-11-30T00:00:00Z");
+
+function usageRow(index: number, createdAt: number, extra: Partial<UsageRecordInput> = {}): UsageRecordInput {
+  return {
+    id: `u${String(index).padStart(5, "0")}`,
+    createdAt,
+    modelRequested: "echo",
+    modelAnswered: index % 2 ? "echo" : "markov",
+    purpose: index % 3 ? "summaries" : undefined,
+    actorId: `actor${index % 4}`,
+    inputTokens: 10,
+    outputTokens: index,
+    costNanocents: 1000n * BigInt(index),
+    status: index % 5 ? "ok" : "error",
+    ...extra,
+  };
+}
+
+function auditEntry(id: string, createdAt: number, target = "summaries"): StoredAuditEntry {
+  return {
+    id,
+    createdAt: new Date(createdAt),
+    actor: "root",
+    action: "purpose.override",
+    targetType: "purpose",
+    target,
+    before: undefined,
+    after: JSON.stringify({ model: "echo" }),
+    instance: "test",
+  };
+}
+
+describe.each(storeBackends())("admin storage on $name", (backend: StoreBackend) => {
+  afterAll(() => backend.cleanup());
+
+  it.skipIf(backend.skip)("keeps hourly usage sums that add up to the rows, split by a key", async () => {
+    const store = await backend.open();
+    const rows = Array.from({ length: 60 }, (_, index) => usageRow(index, T0 + index * 20 * 60_000));
+    // Two batches, and a retried row that must not count twice.
+    await store.insertUsage(rows.slice(0, 30));
+    await store.insertUsage([...rows.slice(25, 60)]);
+    const byHour = await store.usageSeries({ bucket: "hour" });
+    expect(byHour).toHaveLength(20);
+    expect(byHour.reduce((sum, row) => sum + row.responses, 0)).toBe(60);
+    expect(byHour.reduce((sum, row) => sum + row.costNanocents, 0n)).toBe(
+      rows.reduce((sum, row) => sum + BigInt(row.costNanocents ?? 0), 0n),
+    );
+    expect(byHour.reduce((sum, row) => sum + row.errors, 0)).toBe(12);
+
+    const byDayAndModel = await store.usageSeries({ bucket: "day", by: "model" });
+    expect(byDayAndModel.map((row) => [row.bucketStart.toISOString(), row.key, row.responses])).toEqual([
+      ["2026-11-30T00:00:00.000Z", "echo", 30],
+      ["2026-11-30T00:00:00.000Z", "markov", 30],
+    ]);
+    const byPurpose = await store.usageSeries({ bucket: "day", by: "purpose" });
+    expect(byPurpose.map((row) => [row.key, row.responses])).toEqual([
+      [null, 20],
+      ["summaries", 40],
+    ]);
+    // Whole hours: 00:30 to 02:10 covers the hours starting 00:00, 01:00 and 02:00.
+    const window = await store.usageSeries({
+      bucket: "hour",
+      since: new Date(T0 + 30 * 60_000),
+      until: new Date(T0 + 2 * HOUR + 10 * 60_000),
+    });
+    expect(window.map((row) => row.bucketStart.getTime())).toEqual([T0, T0 + HOUR, T0 + 2 * HOUR]);
+    expect(await store.usageKeys({})).toEqual({
+      purposes: ["summaries"],
+      models: ["echo", "markov"],
+      actors: ["actor0", "actor1", "actor2", "actor3"],
+    });
+  });
+
+  it.skipIf(backend.skip)(
+    "pages the audit log newest first without skipping entries of one millisecond",
+    async () => {
+      const store = await backend.open();
+      await store.insertAuditEntry(auditEntry("aud_a", T0));
+      await store.insertAuditEntry(auditEntry("aud_b", T0 + 1));
+      await store.insertAuditEntry(auditEntry("aud_c", T0 + 1, "extract"));
+      const first = await store.listAuditEntries({ limit: 2 });
+      expect(first.map((entry) => entry.id)).toEqual(["aud_c", "aud_b"]);
+      const last = first.at(-1);
+      const next = await store.listAuditEntries({
+        limit: 2,
+        ...(last ? { before: { createdAt: last.createdAt, id: last.id } } : {}),
+      });
+      expect(next.map((entry) => entry.id)).toEqual(["aud_a"]);
+      expect((await store.listAuditEntries({ target: "extract" })).map((entry) => entry.id)).toEqual([
+        "aud_c",
+      ]);
+      expect(first[0]).toMatchObject({ actor: "root", before: undefined, after: '{"model":"echo"}' });
+    },
+  );
+
+  it.skipIf(backend.skip)("lets a login link open one session even when used twice at once", async () => {
+    const store = await backend.open();
+    const at = new Date(T0);
+    await store.insertLoginLink({
+      hash: "h1",
+      actor: "alice",
+      createdAt: at,
+      expiresAt: new Date(T0 + HOUR),
+    });
+    const results = await Promise.all([store.consumeLoginLink("h1", at), store.consumeLoginLink("h1", at)]);
+    expect(results.filter((actor) => actor === "alice")).toHaveLength(1);
+    expect(await store.consumeLoginLink("h1", at)).toBeUndefined();
+  });
+
+  it.skipIf(backend.skip)("keeps the first signing key any instance stored", async () => {
+    const store = await backend.open();
+    const first = await store.adminSigningKey("first");
+    expect(await (await backend.open()).adminSigningKey("second")).toBe(first);
+  });
+});
