@@ -337,6 +337,11 @@ export class Hub {
     );
   }
 
+  /** Every registered model as plain data, in registration order, whatever the allowlists say. */
+  registeredModels(): readonly ModelDescription[] {
+    return this.#descriptions;
+  }
+
   /** Registered and configured purposes with their effective model and allowlist (decision 13). */
   async purposes(): Promise<PurposeListing[]> {
     await this.#refreshOverrides();

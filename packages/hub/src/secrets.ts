@@ -98,6 +98,11 @@ export class Secrets {
     this.#now = options.now ?? Date.now;
   }
 
+  /** Whether values can be stored here: the encryption key is set. */
+  get canStore(): boolean {
+    return Boolean(this.#env[KEY_ENV]);
+  }
+
   static envVar(name: string): string {
     return `${ENV_PREFIX}${name}`;
   }
