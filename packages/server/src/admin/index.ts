@@ -11,6 +11,7 @@ import { describeError, isSwitchboardError, scrubSecrets } from "@switchboard/co
 import type { Hub } from "@switchboard/hub";
 import { type Context, Hono } from "hono";
 import { csrf } from "hono/csrf";
+import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { AdminDeps, GatewayTokens } from "./guard.ts";
 import { registerAudit } from "./pages/audit.ts";
@@ -154,6 +155,8 @@ export function adminRoutes(options: AdminOptions): Hono {
 }
 
 function errorPage(c: Context, error: unknown): Response | Promise<Response> {
+  // hono's own refusals (the origin check's 403) keep their status.
+  if (error instanceof HTTPException) return error.getResponse();
   const viewer = c.get("viewer") as Viewer | undefined;
   if (isSwitchboardError(error) && error.httpStatus < 500) {
     const status = error.httpStatus as 400 | 403 | 404;

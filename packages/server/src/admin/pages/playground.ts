@@ -26,7 +26,7 @@ async function choices(hub: Hub, actor: string): Promise<{ purpose: string; mode
     })),
   );
   const general = (await hub.models({ actor: { id: actor } })).map((model) => model.id);
-  return [{ purpose: "", models: general }, ...listed.filter((entry) => entry.models.length > 0)];
+  return [...listed.filter((entry) => entry.models.length > 0), { purpose: "", models: general }];
 }
 
 function playgroundPage(viewer: Viewer, options: { purpose: string; models: string[] }[]): Html {

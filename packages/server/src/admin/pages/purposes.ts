@@ -105,8 +105,8 @@ export function describeKey(key: KeySource): Html {
     case "env":
       return html`<span class="status-ok">found</span>: environment variable <code>${key.envVar}</code>`;
     case "missing":
-      return html`<span class="status-missing">missing</span>: set secret <code>${key.tried.at(-1) ?? key.alias}</code>${
-        key.envVar ? html` or <code>${key.envVar}</code>` : ""
+      return html`<span class="status-missing">missing</span>: set the secret <code>${key.tried.at(-1) ?? key.alias}</code>${
+        key.envVar ? html` or the environment variable <code>${key.envVar}</code>` : ""
       }`;
   }
 }
