@@ -37,8 +37,13 @@ const COMMAND_GROUPS: readonly CommandGroup[] = [
     register: async (program, context) =>
       (await import("./commands/accounting.ts")).registerAccountingCommands(program, context),
   },
+  {
+    commands: ["login-link"],
+    register: async (program, context) =>
+      (await import("./commands/login-link.ts")).registerLoginLinkCommand(program, context),
+  },
   // Later groups, each imported only when one of its commands runs:
-  // - the server: `serve`, `tokens`, `login-link`;
+  // - the server: `serve`, `tokens`;
   // - the data tools: `enrich`, `jobs`, `extract`, `ask`, registered by `registerDataCommands(program)`
   //   from ./data-commands.ts: `register: async (program) => (await import("./data-commands.ts")).registerDataCommands(program)`.
 ];
