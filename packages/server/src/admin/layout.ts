@@ -136,6 +136,7 @@ export function layout(options: PageOptions): Html {
       </div>
       ${options.body}
     </main>
+    <script src="${assetPath("admin.js")}" defer></script>
     ${(options.scripts ?? []).map((script) => html`<script src="${assetPath(script)}" defer></script>`)}
   </body>
 </html>`;

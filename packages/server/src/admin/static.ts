@@ -20,6 +20,7 @@ const require = createRequire(import.meta.url);
 /** Name → where the file is. uPlot is resolved through Node, wherever npm installed it. */
 const SOURCES: Record<string, () => string> = {
   "admin.css": () => fileURLToPath(new URL("./assets/admin.css", import.meta.url)),
+  "admin.js": () => fileURLToPath(new URL("./assets/admin.js", import.meta.url)),
   "usage.js": () => fileURLToPath(new URL("./assets/usage.js", import.meta.url)),
   "playground.js": () => fileURLToPath(new URL("./assets/playground.js", import.meta.url)),
   "uplot.js": () => require.resolve("uplot/dist/uPlot.iife.min.js"),

@@ -71,7 +71,10 @@ function tokensPage(
                 Token <strong>${options.created.name}</strong> was created. Copy its value now: it is shown only this
                 once.
               </p>
-              <p><code id="token-value">${options.created.value}</code></p>
+              <p>
+                <code id="token-value">${options.created.value}</code>
+                <button type="button" class="secondary" data-copy="token-value">Copy</button>
+              </p>
             </div>`
           : ""
       }
