@@ -129,11 +129,9 @@ describe.skipIf(skip)("admin UI in Chromium", () => {
     await page.waitForFunction(() => {
       const chart = document.getElementById("usage-tokens-chart") as { _u?: { data: number[][] } } | null;
       const data = chart?._u?.data;
-      return Boolean(
-        data &&
-          data[0] &&
-          data[0].length >= 2 &&
-          data.slice(1).some((series) => series.some((value) => value > 0)),
+      return (
+        (data?.[0]?.length ?? 0) >= 2 &&
+        Boolean(data?.slice(1).some((series) => series.some((value) => value > 0)))
       );
     });
     await shot("usage");
