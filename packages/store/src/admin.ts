@@ -7,6 +7,7 @@
 import { SwitchboardError } from "@switchboard/core";
 import { clampLimit, type Row, requireText, toMs } from "./shared.ts";
 import type { StoreKind } from "./types.ts";
+import { DAY_MS, HOUR_MS, ROLLUPS, type Rollup, type RollupKey } from "./usage-rollups.ts";
 
 export type AuditTargetType = "purpose" | "secret" | "token" | "allowance";
 
@@ -69,7 +70,7 @@ export interface StoredSession {
 
 export type UsageSeriesBy = "purpose" | "model" | "actor";
 
-/** Usage over time from the hourly sums; `since` and `until` apply to whole UTC hours. */
+/** Usage over time, in whole UTC hours or days. */
 export interface UsageSeriesQuery {
   /** Hour or day (UTC) buckets. */
   bucket: "hour" | "day";
@@ -123,7 +124,7 @@ export interface AdminStore {
   endSession(hash: string, at: Date): Promise<void>;
   /** The stored cookie-signing key; stores `candidate` first when there is none (first caller wins). */
   adminSigningKey(candidate: string): Promise<string>;
-  /** Usage per bucket (and key), oldest first, read from hourly sums kept as rows are inserted. */
+  /** Usage per bucket (and key), oldest first; `since`/`until` widen to whole buckets. */
   usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]>;
   usageKeys(query: { since?: Date | undefined; until?: Date | undefined }): Promise<UsageKeys>;
 }
@@ -192,16 +193,48 @@ function auditInsert(entry: StoredAuditEntry): Statement {
   };
 }
 
-const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
-const SERIES_KEY: Record<UsageSeriesBy, string> = { purpose: "purpose", model: "model", actor: "actor_id" };
+const SERIES_KEY: Record<UsageSeriesBy, RollupKey> = {
+  purpose: "purpose",
+  model: "model",
+  actor: "actor_id",
+};
+/** The usage log's column for each rollup key. */
+const LOG_COLUMN: Record<RollupKey, string> = {
+  purpose: "purpose",
+  model: "model_answered",
+  actor_id: "actor_id",
+};
 
-/** The start of the hour `date` falls in; with `up`, of the first hour not before it. */
-function wholeHour(date: Date | undefined, field: string, up = false): number | undefined {
+/** The start of the period `date` falls in; with `up`, of the first period not before it. */
+function wholePeriod(
+  date: Date | undefined,
+  field: string,
+  periodMs: number,
+  up = false,
+): number | undefined {
   if (date === undefined) return undefined;
   const ms = toMs(date, field);
-  const floor = ms - (((ms % HOUR_MS) + HOUR_MS) % HOUR_MS);
-  return up && floor < ms ? floor + HOUR_MS : floor;
+  const floor = ms - (((ms % periodMs) + periodMs) % periodMs);
+  return up && floor < ms ? floor + periodMs : floor;
+}
+
+/** The keys a query splits or filters by. */
+function keysOf(query: Omit<UsageSeriesQuery, "bucket">): Set<RollupKey> {
+  const keys = new Set<RollupKey>();
+  if (query.by !== undefined) keys.add(SERIES_KEY[query.by]);
+  if (query.purpose !== undefined) keys.add("purpose");
+  if (query.model !== undefined) keys.add("model");
+  if (query.actorId !== undefined) keys.add("actor_id");
+  return keys;
+}
+
+/** The smallest rollup that holds the query's buckets and every key it needs; none: read the log. */
+function rollupFor(bucketMs: number, keys: ReadonlySet<RollupKey>): Rollup | undefined {
+  const fitting = ROLLUPS.filter(
+    (rollup) => bucketMs % rollup.periodMs === 0 && [...keys].every((key) => rollup.keys.includes(key)),
+  );
+  // Coarser periods first: fewer rows to add up.
+  return fitting.sort((a, b) => b.periodMs - a.periodMs)[0];
 }
 
 /** The admin statements over one backend. */
@@ -356,30 +389,61 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
     ]);
   }
 
+  /**
+   * Reads the rollup that fits the query (see usage-rollups.ts); a combination no rollup holds is
+   * summed from the usage log through its indexes. `since`/`until` widen to whole periods.
+   */
   async usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]> {
-    const params: unknown[] = [];
-    const add = (value: unknown) => {
-      params.push(value);
-      return `$${params.length}`;
-    };
-    const size = query.bucket === "day" ? DAY_MS : HOUR_MS;
     if (query.by !== undefined && !(query.by in SERIES_KEY)) {
       throw new SwitchboardError(
         "INVALID_INPUT",
         `Usage can be split by purpose, model or actor (got "${query.by}").`,
       );
     }
-    const key = query.by === undefined ? "CAST('' AS TEXT)" : SERIES_KEY[query.by];
-    const clauses = this.#hourlyFilter(query, add);
-    const rows = await this.#sql.all("usageSeries", {
-      sql: `SELECT hour_start - hour_start % ${size} AS bucket, ${key} AS series,
+    const size = query.bucket === "day" ? DAY_MS : HOUR_MS;
+    const rollup = rollupFor(size, keysOf(query));
+    const params: unknown[] = [];
+    const add = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    const series = query.by === undefined ? undefined : SERIES_KEY[query.by];
+    const clauses: string[] = [];
+    let sql: string;
+    if (rollup) {
+      const since = wholePeriod(query.since, "since", rollup.periodMs);
+      const until = wholePeriod(query.until, "until", rollup.periodMs, true);
+      if (since !== undefined) clauses.push(`bucket_start >= ${add(since)}`);
+      if (until !== undefined) clauses.push(`bucket_start < ${add(until)}`);
+      if (query.purpose !== undefined) clauses.push(`purpose = ${add(query.purpose)}`);
+      if (query.model !== undefined) clauses.push(`model = ${add(query.model)}`);
+      if (query.actorId !== undefined) clauses.push(`actor_id = ${add(query.actorId)}`);
+      const key = series ?? "CAST('' AS TEXT)";
+      sql = `SELECT bucket_start - bucket_start % ${size} AS bucket, ${key} AS series,
           sum(responses) AS responses, sum(errors) AS errors, sum(input_tokens) AS input_tokens,
           sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens, sum(cost_nanocents) AS cost
-        FROM switchboard_usage_hourly ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""}
-        GROUP BY 1, 2 ORDER BY 1${query.by === undefined ? "" : `, ${this.#bytewise(key)}`}`,
+        FROM ${rollup.table}`;
+    } else {
+      const since = wholePeriod(query.since, "since", size);
+      const until = wholePeriod(query.until, "until", size, true);
+      if (since !== undefined) clauses.push(`created_at >= ${add(since)}`);
+      if (until !== undefined) clauses.push(`created_at < ${add(until)}`);
+      if (query.purpose !== undefined) clauses.push(`purpose = ${add(query.purpose)}`);
+      if (query.model !== undefined) clauses.push(`model_answered = ${add(query.model)}`);
+      if (query.actorId !== undefined) clauses.push(`actor_id = ${add(query.actorId)}`);
+      const key = series === undefined ? "CAST('' AS TEXT)" : `COALESCE(${LOG_COLUMN[series]}, '')`;
+      sql = `SELECT created_at - created_at % ${size} AS bucket, ${key} AS series,
+          count(*) AS responses, count(*) FILTER (WHERE status = 'error') AS errors,
+          COALESCE(sum(input_tokens), 0) AS input_tokens, COALESCE(sum(output_tokens), 0) AS output_tokens,
+          COALESCE(sum(cached_tokens), 0) AS cached_tokens, COALESCE(sum(cost_nanocents), 0) AS cost
+        FROM switchboard_usage`;
+    }
+    const rows = await this.#sql.all("usageSeries", {
+      sql: `${sql} ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""}
+        GROUP BY 1, 2`,
       params,
     });
-    return rows.map((row) => ({
+    const mapped = rows.map((row) => ({
       bucketStart: new Date(Number(row.bucket)),
       key: row.series === "" || row.series === null ? null : String(row.series),
       responses: Number(row.responses),
@@ -389,20 +453,33 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
       cachedTokens: Number(row.cached_tokens),
       costNanocents: BigInt(String(row.cost)),
     }));
+    // Oldest first; within a bucket by key, in code-unit order (the same on both backends).
+    return mapped.sort((a, b) => {
+      const byTime = a.bucketStart.getTime() - b.bucketStart.getTime();
+      if (byTime !== 0) return byTime;
+      const left = a.key ?? "";
+      const right = b.key ?? "";
+      return left < right ? -1 : left > right ? 1 : 0;
+    });
   }
 
+  /** From the daily rollups, so whole UTC days around `since` and `until`. */
   async usageKeys(query: { since?: Date | undefined; until?: Date | undefined }): Promise<UsageKeys> {
     const params: unknown[] = [];
     const add = (value: unknown) => {
       params.push(value);
       return `$${params.length}`;
     };
-    const clauses = this.#hourlyFilter(query, add);
+    const clauses: string[] = [];
+    const since = wholePeriod(query.since, "since", DAY_MS);
+    const until = wholePeriod(query.until, "until", DAY_MS, true);
+    if (since !== undefined) clauses.push(`bucket_start >= ${add(since)}`);
+    if (until !== undefined) clauses.push(`bucket_start < ${add(until)}`);
     const where = clauses.length ? `WHERE ${clauses.join(" AND ")}` : "";
     const rows = await this.#sql.all("usageKeys", {
-      sql: `SELECT DISTINCT 'purpose' AS kind, purpose AS name FROM switchboard_usage_hourly ${where}
-        UNION SELECT DISTINCT 'model', model FROM switchboard_usage_hourly ${where}
-        UNION SELECT DISTINCT 'actor', actor_id FROM switchboard_usage_hourly ${where}`,
+      sql: `SELECT DISTINCT 'purpose' AS kind, purpose AS name FROM switchboard_usage_daily ${where}
+        UNION SELECT DISTINCT 'model', model FROM switchboard_usage_daily ${where}
+        UNION SELECT DISTINCT 'actor', actor_id FROM switchboard_usage_daily_actors ${where}`,
       params,
     });
     const keys: UsageKeys = { purposes: [], models: [], actors: [] };
@@ -415,18 +492,6 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
     }
     for (const list of Object.values(keys)) list.sort();
     return keys;
-  }
-
-  #hourlyFilter(query: Omit<UsageSeriesQuery, "bucket" | "by">, add: (value: unknown) => string): string[] {
-    const clauses: string[] = [];
-    const since = wholeHour(query.since, "since");
-    const until = wholeHour(query.until, "until", true);
-    if (since !== undefined) clauses.push(`hour_start >= ${add(since)}`);
-    if (until !== undefined) clauses.push(`hour_start < ${add(until)}`);
-    if (query.purpose !== undefined) clauses.push(`purpose = ${add(query.purpose)}`);
-    if (query.model !== undefined) clauses.push(`model = ${add(query.model)}`);
-    if (query.actorId !== undefined) clauses.push(`actor_id = ${add(query.actorId)}`);
-    return clauses;
   }
 
   async adminSigningKey(candidate: string): Promise<string> {

@@ -8,14 +8,14 @@
  * transaction as every hold change, so "spent since T" reads whole buckets plus at most one
  * bucket's holds instead of every hold in the window.
  *
- * 0005 is the admin UI's: purpose overrides, the audit log, login links, sessions, and
- * switchboard_usage_hourly — per UTC hour, purpose, model and actor, the sums of the usage rows,
- * kept by an insert trigger so usage charts read a few hundred rows instead of every response.
- * Pruning old usage rows leaves those sums (charts keep their history).
+ * 0005 is the admin UI's: purpose overrides, the audit log, login links, sessions, and the usage
+ * rollups (see usage-rollups.ts) that keep usage charts fast however long the log grows.
  *
  * Conventions: timestamps are ms since the epoch (INTEGER / BIGINT) so both backends compare them
  * the same way; money is integer nanocents; SQLite tables are STRICT so a wrong type fails loudly.
  */
+
+import { ROLLUPS_SQL } from "./usage-rollups.ts";
 
 export interface Migration {
   name: string;
@@ -273,35 +273,7 @@ export const MIGRATIONS: readonly Migration[] = [
         value TEXT NOT NULL,
         created_at INTEGER NOT NULL
       ) STRICT;
-      CREATE TABLE switchboard_usage_hourly (
-        hour_start INTEGER NOT NULL,
-        purpose TEXT NOT NULL,
-        model TEXT NOT NULL,
-        actor_id TEXT NOT NULL,
-        responses INTEGER NOT NULL,
-        errors INTEGER NOT NULL,
-        input_tokens INTEGER NOT NULL,
-        output_tokens INTEGER NOT NULL,
-        cached_tokens INTEGER NOT NULL,
-        cost_nanocents INTEGER NOT NULL,
-        PRIMARY KEY (hour_start, purpose, model, actor_id)
-      ) STRICT, WITHOUT ROWID;
-      INSERT INTO switchboard_usage_hourly
-        SELECT created_at - created_at % 3600000, COALESCE(purpose, ''), model_answered, COALESCE(actor_id, ''),
-          count(*), sum(status = 'error'), COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0),
-          COALESCE(sum(cached_tokens), 0), COALESCE(sum(cost_nanocents), 0)
-        FROM switchboard_usage GROUP BY 1, 2, 3, 4;
-      CREATE TRIGGER switchboard_usage_hourly_add AFTER INSERT ON switchboard_usage BEGIN
-        INSERT INTO switchboard_usage_hourly (hour_start, purpose, model, actor_id, responses, errors,
-          input_tokens, output_tokens, cached_tokens, cost_nanocents)
-        VALUES (NEW.created_at - NEW.created_at % 3600000, COALESCE(NEW.purpose, ''), NEW.model_answered,
-          COALESCE(NEW.actor_id, ''), 1, NEW.status = 'error', COALESCE(NEW.input_tokens, 0),
-          COALESCE(NEW.output_tokens, 0), COALESCE(NEW.cached_tokens, 0), COALESCE(NEW.cost_nanocents, 0))
-        ON CONFLICT (hour_start, purpose, model, actor_id) DO UPDATE SET
-          responses = responses + 1, errors = errors + excluded.errors,
-          input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
-          cached_tokens = cached_tokens + excluded.cached_tokens, cost_nanocents = cost_nanocents + excluded.cost_nanocents;
-      END;`,
+      ${ROLLUPS_SQL.sqlite}`,
     postgres: `
       CREATE TABLE switchboard_purpose_overrides (
         purpose TEXT PRIMARY KEY,
@@ -341,41 +313,6 @@ export const MIGRATIONS: readonly Migration[] = [
         value TEXT NOT NULL,
         created_at BIGINT NOT NULL
       );
-      CREATE TABLE switchboard_usage_hourly (
-        hour_start BIGINT NOT NULL,
-        purpose TEXT NOT NULL,
-        model TEXT NOT NULL,
-        actor_id TEXT NOT NULL,
-        responses BIGINT NOT NULL,
-        errors BIGINT NOT NULL,
-        input_tokens BIGINT NOT NULL,
-        output_tokens BIGINT NOT NULL,
-        cached_tokens BIGINT NOT NULL,
-        cost_nanocents BIGINT NOT NULL,
-        PRIMARY KEY (hour_start, purpose, model, actor_id)
-      );
-      CREATE FUNCTION switchboard_usage_hourly_add() RETURNS trigger LANGUAGE plpgsql AS $fn$
-      BEGIN
-        -- Sorted, so concurrent batches lock the bucket rows in one order and cannot deadlock.
-        INSERT INTO switchboard_usage_hourly AS h
-          SELECT created_at - created_at % 3600000, COALESCE(purpose, ''), model_answered, COALESCE(actor_id, ''),
-            count(*), count(*) FILTER (WHERE status = 'error'), COALESCE(sum(input_tokens), 0)::bigint,
-            COALESCE(sum(output_tokens), 0)::bigint, COALESCE(sum(cached_tokens), 0)::bigint,
-            COALESCE(sum(cost_nanocents), 0)::bigint
-          FROM inserted GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (hour_start, purpose, model, actor_id) DO UPDATE SET
-          responses = h.responses + EXCLUDED.responses, errors = h.errors + EXCLUDED.errors,
-          input_tokens = h.input_tokens + EXCLUDED.input_tokens, output_tokens = h.output_tokens + EXCLUDED.output_tokens,
-          cached_tokens = h.cached_tokens + EXCLUDED.cached_tokens, cost_nanocents = h.cost_nanocents + EXCLUDED.cost_nanocents;
-        RETURN NULL;
-      END $fn$;
-      INSERT INTO switchboard_usage_hourly
-        SELECT created_at - created_at % 3600000, COALESCE(purpose, ''), model_answered, COALESCE(actor_id, ''),
-          count(*), count(*) FILTER (WHERE status = 'error'), COALESCE(sum(input_tokens), 0)::bigint,
-          COALESCE(sum(output_tokens), 0)::bigint, COALESCE(sum(cached_tokens), 0)::bigint,
-          COALESCE(sum(cost_nanocents), 0)::bigint
-        FROM switchboard_usage GROUP BY 1, 2, 3, 4;
-      CREATE TRIGGER switchboard_usage_hourly_add AFTER INSERT ON switchboard_usage
-        REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION switchboard_usage_hourly_add();`,
+      ${ROLLUPS_SQL.postgres}`,
   },
 ];

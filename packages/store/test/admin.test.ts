@@ -81,6 +81,68 @@ describe.each(storeBackends())("admin storage on $name", (backend: StoreBackend)
   });
 
   it.skipIf(backend.skip)(
+    "gives the sums of the rows, whichever rollup or the log itself answers",
+    async () => {
+      const store = await backend.open();
+      const start = T0 + 10 * 86_400_000;
+      const rows = Array.from({ length: 90 }, (_, index) =>
+        usageRow(index, start + index * 47 * 60_000, { id: `mix${index}` }),
+      );
+      await store.insertUsage(rows);
+      const range = { since: new Date(start), until: new Date(start + 3 * 86_400_000) };
+      const expected = (
+        bucketMs: number,
+        key: (row: UsageRecordInput) => string | undefined,
+        keep = (_row: UsageRecordInput) => true,
+      ) => {
+        const sums = new Map<string, number>();
+        for (const row of rows.filter(keep)) {
+          const at = Number(row.createdAt);
+          const name = `${at - (at % bucketMs)}|${key(row) ?? ""}`;
+          sums.set(name, (sums.get(name) ?? 0) + (row.outputTokens ?? 0));
+        }
+        return Object.fromEntries(sums);
+      };
+      const actual = (series: Awaited<ReturnType<typeof store.usageSeries>>) =>
+        Object.fromEntries(
+          series.map((row) => [`${row.bucketStart.getTime()}|${row.key ?? ""}`, row.outputTokens]),
+        );
+      const DAY = 86_400_000;
+      // Daily rollups by purpose and by actor; the hourly one by model; the log for the rest.
+      expect(actual(await store.usageSeries({ bucket: "day", by: "purpose", ...range }))).toEqual(
+        expected(DAY, (row) => row.purpose),
+      );
+      expect(actual(await store.usageSeries({ bucket: "day", by: "actor", ...range }))).toEqual(
+        expected(DAY, (row) => row.actorId),
+      );
+      expect(actual(await store.usageSeries({ bucket: "hour", by: "model", ...range }))).toEqual(
+        expected(HOUR, (row) => row.modelAnswered),
+      );
+      expect(
+        actual(await store.usageSeries({ bucket: "day", by: "actor", purpose: "summaries", ...range })),
+      ).toEqual(
+        expected(
+          DAY,
+          (row) => row.actorId,
+          (row) => row.purpose === "summaries",
+        ),
+      );
+      expect(actual(await store.usageSeries({ bucket: "hour", by: "actor", ...range }))).toEqual(
+        expected(HOUR, (row) => row.actorId),
+      );
+      expect(
+        actual(await store.usageSeries({ bucket: "day", actorId: "actor2", model: "echo", ...range })),
+      ).toEqual(
+        expected(
+          DAY,
+          () => undefined,
+          (row) => row.actorId === "actor2" && row.modelAnswered === "echo",
+        ),
+      );
+    },
+  );
+
+  it.skipIf(backend.skip)(
     "pages the audit log newest first without skipping entries of one millisecond",
     async () => {
       const store = await backend.open();

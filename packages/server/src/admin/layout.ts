@@ -156,8 +156,11 @@ export function formatCost(nanocents: bigint | undefined): string {
   return nanocents === undefined ? "—" : formatUsd(nanocents);
 }
 
+/** One formatter for every count: building one per call is what makes `toLocaleString` slow. */
+const COUNT_FORMAT = new Intl.NumberFormat("en-US");
+
 export function formatCount(value: number | undefined): string {
-  return value === undefined ? "—" : value.toLocaleString("en-US");
+  return value === undefined ? "—" : COUNT_FORMAT.format(value);
 }
 
 /** A query string from the set values only. */

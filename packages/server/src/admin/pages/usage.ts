@@ -123,38 +123,38 @@ export async function usageReport(
   for (let at = first; at < end; at += size) buckets.push(new Date(at));
   const index = new Map(buckets.map((bucket, position) => [bucket.getTime(), position]));
 
-  const byKey = new Map<string, { totals: Totals; perBucket: Totals[] }>();
-  for (const row of rows) {
+  // Totals per key first; per-bucket numbers only for the series the chart shows.
+  const byKey = new Map<string, Totals>();
+  // Only rows inside the shown buckets count, so the totals are the sums of the buckets.
+  const inRange = rows.filter((row) => index.has(row.bucketStart.getTime()));
+  for (const row of inRange) {
     const key = keyLabel(row.key, filters.by);
-    let entry = byKey.get(key);
-    if (!entry) {
-      entry = { totals: zero(), perBucket: buckets.map(zero) };
-      byKey.set(key, entry);
+    let totals = byKey.get(key);
+    if (!totals) {
+      totals = zero();
+      byKey.set(key, totals);
     }
-    add(entry.totals, row);
-    const position = index.get(row.bucketStart.getTime());
-    if (position !== undefined) add(entry.perBucket[position] as Totals, row);
+    add(totals, row);
   }
-  const ranked = [...byKey.entries()]
-    .map(([key, entry]) => ({ key, ...entry }))
-    .sort((a, b) =>
-      b.totals.costNanocents === a.totals.costNanocents
-        ? b.totals.responses - a.totals.responses
-        : b.totals.costNanocents > a.totals.costNanocents
-          ? 1
-          : -1,
-    );
-  const series = ranked.slice(0, TOP_SERIES);
-  if (ranked.length > TOP_SERIES) {
-    const other = { key: "other", totals: zero(), perBucket: buckets.map(zero) };
-    for (const entry of ranked.slice(TOP_SERIES)) {
-      add(other.totals, entry.totals);
-      entry.perBucket.forEach((totals, position) => {
-        add(other.perBucket[position] as Totals, totals);
-      });
-    }
-    series.push(other);
+  const ranked = [...byKey.entries()].sort(([, a], [, b]) =>
+    b.costNanocents === a.costNanocents
+      ? b.responses - a.responses
+      : b.costNanocents > a.costNanocents
+        ? 1
+        : -1,
+  );
+  const shown = new Map(
+    ranked.slice(0, TOP_SERIES).map(([key, totals]) => [key, { key, totals, perBucket: buckets.map(zero) }]),
+  );
+  const other =
+    ranked.length > TOP_SERIES ? { key: "other", totals: zero(), perBucket: buckets.map(zero) } : undefined;
+  for (const [, totals] of ranked.slice(TOP_SERIES)) if (other) add(other.totals, totals);
+  for (const row of inRange) {
+    const position = index.get(row.bucketStart.getTime()) as number;
+    const entry = shown.get(keyLabel(row.key, filters.by)) ?? other;
+    if (entry) add(entry.perBucket[position] as Totals, row);
   }
+  const series = [...shown.values(), ...(other ? [other] : [])];
   const totals = zero();
   const bucketTotals = buckets.map(zero);
   for (const entry of series) {
