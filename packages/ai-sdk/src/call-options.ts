@@ -79,7 +79,7 @@ export function mapCallOptions(
     warnings.push({
       type: "unsupported",
       feature: "headers",
-      details: `Switchboard sends the headers its configuration gives each provider; ${headers.map(([name]) => name).join(", ")} not sent.`,
+      details: `Switchboard sends the headers its configuration gives each provider; per-call headers (${headers.map(([name]) => name).join(", ")}) were not sent.`,
     });
   }
   if (call.includeRawChunks) {

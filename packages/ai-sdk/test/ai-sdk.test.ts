@@ -119,6 +119,27 @@ describe("generateText", () => {
     expect(JSON.parse(result.text).options).toBeUndefined();
   });
 
+  it("passes model options given by name in providerOptions, and refuses an unknown one before any request", async () => {
+    const switchboard = createSwitchboard({ hub });
+    const result = await generateText({
+      model: switchboard("purpose:enrichments"),
+      prompt: "hi",
+      providerOptions: { switchboard: { options: { example_bool: true } } },
+    });
+    expect(JSON.parse(result.text).options).toEqual({ example_bool: true });
+
+    const before = openai.requestCount;
+    const error = await generateText({
+      model: switchboard("purpose:chat"),
+      prompt: "hi",
+      maxRetries: 2,
+      providerOptions: { switchboard: { options: { no_such_option: 1 } } },
+    }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: "INVALID_OPTION", isRetryable: false, statusCode: 400 });
+    expect((error as Error).message).toMatch(/no option "no_such_option"/);
+    expect(openai.requestCount).toBe(before);
+  });
+
   it("sends images as attachments", async () => {
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]);
     const switchboard = createSwitchboard({ hub });
