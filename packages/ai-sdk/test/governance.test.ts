@@ -7,7 +7,7 @@ import type { LanguageModelV4 } from "@ai-sdk/provider";
 import { type FakeServer, startFakeOpenAI } from "@switchboard/core/testing";
 import type { Accountant, HubConfigInput, SwitchboardPlugin } from "@switchboard/hub";
 import { generateText, jsonSchema, RetryError, stepCountIs, streamText, tool } from "ai";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createSwitchboard, SwitchboardAPIError } from "../src/index.ts";
 import { testHub } from "./helpers.ts";
 
@@ -302,6 +302,31 @@ describe("usage log and actors", () => {
     }
     const ids = result.steps.map((step) => step.providerMetadata?.switchboard?.responseId);
     expect(rows.map((row) => row.id).sort()).toEqual([...ids].sort());
+    await hub.close();
+  });
+
+  it("aborts the upstream request when the stream is cancelled, and logs what was delivered", async () => {
+    const { hub, store } = await testHub(governed());
+    const switchboard = createSwitchboard({ hub, actor: { id: "ada" } });
+    const words = Array.from({ length: 200 }, (_, index) => `word${index} `);
+    fake.enqueue({ text: words, chunkDelayMs: 20 });
+    const { stream } = await switchboard("purpose:agent").doStream({
+      prompt: [{ role: "user", content: [{ type: "text", text: "long story" }] }],
+    });
+    const reader = stream.getReader();
+    for (let part = await reader.read(); part.value?.type !== "text-delta"; part = await reader.read());
+    await reader.cancel();
+    const row = await vi.waitFor(
+      async () => {
+        await hub.flush();
+        const [logged] = await store.listUsage();
+        if (!logged) throw new Error("no usage row yet");
+        return logged;
+      },
+      { timeout: 5_000 },
+    );
+    expect(row).toMatchObject({ actorId: "ada", status: "error", error: expect.stringMatching(/aborted/) });
+    expect(row.outputTokens ?? 0).toBeLessThan(200);
     await hub.close();
   });
 
