@@ -66,7 +66,7 @@ export class SwitchboardError extends Error {
     options: SwitchboardErrorOptions = {},
   ) {
     const { retryable = false, ...errorOptions } = options;
-    super(scrubSecrets(message), errorOptions);
+    super(tidySentences(scrubSecrets(message)), errorOptions);
     this.code = code;
     this.details = scrubDetails(details);
     this.retryable = retryable;
@@ -150,4 +150,12 @@ export function describeError(error: unknown): string {
     return scrubSecrets(`${error.message} (${cause.message})`);
   }
   return scrubSecrets(error.message);
+}
+
+/**
+ * Messages often quote an upstream text that ends its own sentence ("Incorrect API key provided.")
+ * and then close theirs: one full stop is enough, wherever the quote sits.
+ */
+function tidySentences(message: string): string {
+  return message.replace(/([.!?])\.(?=\s|\)|$)/g, "$1").replace(/;\s*\./g, ".");
 }

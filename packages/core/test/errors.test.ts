@@ -73,6 +73,18 @@ describe("error fields and statuses", () => {
     expect(new SwitchboardError("PROVIDER_AUTH", "rejected").httpStatus).toBe(502);
     for (const status of Object.values(ERROR_HTTP_STATUS)) expect(status).toBeGreaterThanOrEqual(400);
   });
+
+  it("ends a message quoting an upstream sentence with one full stop", () => {
+    const quoted = new SwitchboardError(
+      "PROVIDER_ERROR",
+      "openai returned HTTP 400 for model m: Incorrect API key provided..",
+    );
+    expect(quoted.message).toBe("openai returned HTTP 400 for model m: Incorrect API key provided.");
+    expect(new SwitchboardError("LIMIT_EXCEEDED", "No limit found; .").message).toBe("No limit found.");
+    expect(new SwitchboardError("PROVIDER_ERROR", "Overloaded! (HTTP 529).").message).toBe(
+      "Overloaded! (HTTP 529).",
+    );
+  });
 });
 
 describe("the secret scrubber in errors", () => {

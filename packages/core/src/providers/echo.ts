@@ -113,7 +113,7 @@ function readScript(prompt: string): EchoScript {
 }
 
 function renderEcho(request: ModelRequest, script: EchoScript, includeKey: boolean): string {
-  // Key order is part of the contract (DESIGN §2.1): tests and users compare this output.
+  // Key order is part of the contract: tests and users compare this output.
   const info: Record<string, unknown> = {
     prompt: script.prompt,
     system: request.system ?? "",
