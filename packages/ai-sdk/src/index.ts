@@ -1,6 +1,5 @@
 export { SwitchboardAPIError } from "./errors.ts";
 export type { SwitchboardCallOptions } from "./language-model.ts";
-export { SwitchboardLanguageModel } from "./language-model.ts";
 export type {
   SwitchboardModelSettings,
   SwitchboardProvider,

@@ -161,6 +161,21 @@ describe("budgets", () => {
     await hub.close();
   });
 
+  it("refuses a group for a model the purpose does not allow, as an error the AI SDK understands", async () => {
+    const { hub } = await testHub(governed());
+    const switchboard = createSwitchboard({ hub, purpose: "locked" });
+    let entered = false;
+    const error = await rejection(
+      switchboard.group("gpt-backup", async () => {
+        entered = true;
+      }),
+    );
+    expect(entered).toBe(false);
+    expect(SwitchboardAPIError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: "MODEL_NOT_ALLOWED", isRetryable: false });
+    await hub.close();
+  });
+
   it("refuses a call inside a group that names another actor", async () => {
     const { hub } = await testHub(governed());
     const switchboard = createSwitchboard({ hub, actor: { id: "ada" } });
