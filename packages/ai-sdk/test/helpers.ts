@@ -23,16 +23,3 @@ export async function testHub(
   });
   return { hub, store };
 }
-
-/** Counts the hub prompts (one per `doGenerate`/`doStream`) that reached the hooks. */
-export function countingPlugin(): SwitchboardPlugin & { prompts: number } {
-  const plugin = {
-    name: "count-prompts",
-    prompts: 0,
-    promptContext() {
-      plugin.prompts += 1;
-      return undefined;
-    },
-  };
-  return plugin;
-}
