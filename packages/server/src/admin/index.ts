@@ -76,7 +76,7 @@ export function adminRoutes(options: AdminOptions): Hono {
 
   admin.get("/-/login", async (c) => {
     const token = c.req.query("token");
-    if (!token) return c.html(loginPage({}), c.get("adminSession") ? 200 : 401);
+    if (!token) return c.get("adminSession") ? c.redirect("/-/", 303) : c.html(loginPage({}), 401);
     const session = await hub.logins.redeem(token);
     if (!session) {
       return c.html(

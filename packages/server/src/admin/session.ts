@@ -11,6 +11,8 @@ declare module "hono" {
   interface ContextVariableMap {
     /** The signed-in admin session, when the request carries a valid session cookie. */
     adminSession: AdminSession | undefined;
+    /** Set once the session cookie was read, so mounting the middleware twice reads it once. */
+    adminSessionRead: boolean;
     /** Set on admin pages for a signed-in actor. */
     viewer: Viewer;
   }
@@ -45,9 +47,12 @@ function isHttps(c: Context): boolean {
  */
 export function adminSession(hub: Hub): MiddlewareHandler {
   return async (c, next) => {
-    if (!c.req.path.startsWith("/v1/") && c.req.header("cookie")?.includes(SESSION_COOKIE)) {
-      const id = await getSignedCookie(c, await hub.logins.signingKey(), SESSION_COOKIE);
-      c.set("adminSession", id ? await hub.logins.session(id) : undefined);
+    if (!c.get("adminSessionRead") && !c.req.path.startsWith("/v1/")) {
+      c.set("adminSessionRead", true);
+      if (c.req.header("cookie")?.includes(SESSION_COOKIE)) {
+        const id = await getSignedCookie(c, await hub.logins.signingKey(), SESSION_COOKIE);
+        c.set("adminSession", id ? await hub.logins.session(id) : undefined);
+      }
     }
     await next();
   };
