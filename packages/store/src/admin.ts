@@ -82,6 +82,8 @@ export interface UsageSeriesQuery {
   /** The model that answered. */
   model?: string | undefined;
   actorId?: string | undefined;
+  /** With `by`: only these purposes, models or actors (null: responses without one). */
+  keys?: readonly (string | null)[] | undefined;
 }
 
 export interface UsageSeriesRow {
@@ -418,6 +420,10 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
       if (query.purpose !== undefined) clauses.push(`purpose = ${add(query.purpose)}`);
       if (query.model !== undefined) clauses.push(`model = ${add(query.model)}`);
       if (query.actorId !== undefined) clauses.push(`actor_id = ${add(query.actorId)}`);
+      if (series !== undefined && query.keys !== undefined) {
+        const names = query.keys.map((name) => add(name ?? ""));
+        clauses.push(names.length ? `${series} IN (${names.join(", ")})` : "1 = 0");
+      }
       const key = series ?? "CAST('' AS TEXT)";
       sql = `SELECT bucket_start - bucket_start % ${size} AS bucket, ${key} AS series,
           sum(responses) AS responses, sum(errors) AS errors, sum(input_tokens) AS input_tokens,
@@ -431,6 +437,14 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
       if (query.purpose !== undefined) clauses.push(`purpose = ${add(query.purpose)}`);
       if (query.model !== undefined) clauses.push(`model_answered = ${add(query.model)}`);
       if (query.actorId !== undefined) clauses.push(`actor_id = ${add(query.actorId)}`);
+      if (series !== undefined && query.keys !== undefined) {
+        // Plain IN (and IS NULL apart), so the column's index can serve it.
+        const column = LOG_COLUMN[series];
+        const names = query.keys.filter((name): name is string => name !== null).map(add);
+        const alternatives = names.length ? [`${column} IN (${names.join(", ")})`] : [];
+        if (query.keys.includes(null)) alternatives.push(`${column} IS NULL`);
+        clauses.push(alternatives.length ? `(${alternatives.join(" OR ")})` : "1 = 0");
+      }
       const key = series === undefined ? "CAST('' AS TEXT)" : `COALESCE(${LOG_COLUMN[series]}, '')`;
       sql = `SELECT created_at - created_at % ${size} AS bucket, ${key} AS series,
           count(*) AS responses, count(*) FILTER (WHERE status = 'error') AS errors,

@@ -130,6 +130,27 @@ describe.each(storeBackends())("admin storage on $name", (backend: StoreBackend)
       expect(actual(await store.usageSeries({ bucket: "hour", by: "actor", ...range }))).toEqual(
         expected(HOUR, (row) => row.actorId),
       );
+      // Only some keys, null (no purpose) among them: from a rollup, and from the log.
+      expect(
+        actual(await store.usageSeries({ bucket: "day", by: "purpose", keys: [null], ...range })),
+      ).toEqual(
+        expected(
+          DAY,
+          (row) => row.purpose,
+          (row) => row.purpose === undefined,
+        ),
+      );
+      expect(
+        actual(
+          await store.usageSeries({ bucket: "hour", by: "actor", keys: ["actor1", "actor3"], ...range }),
+        ),
+      ).toEqual(
+        expected(
+          HOUR,
+          (row) => row.actorId,
+          (row) => ["actor1", "actor3"].includes(row.actorId ?? ""),
+        ),
+      );
       expect(
         actual(await store.usageSeries({ bucket: "day", actorId: "actor2", model: "echo", ...range })),
       ).toEqual(

@@ -272,6 +272,51 @@ describe("admin routes", () => {
   });
 
   describe("usage", () => {
+    it("splits by actor into the top six and other, and every total is the sum of its buckets", async () => {
+      const store = await admin.hub.store();
+      const now = Date.now();
+      await store.insertUsage(
+        Array.from({ length: 80 }, (_, index) => ({
+          id: `split-${index}`,
+          createdAt: now - (index % 20) * 3_600_000,
+          modelRequested: "echo",
+          modelAnswered: "echo",
+          purpose: "summaries",
+          actorId: `split-actor-${index % 8}`,
+          inputTokens: 1,
+          outputTokens: 10 + (index % 8),
+          costNanocents: BigInt(1000 * (index % 8)),
+          status: "ok" as const,
+        })),
+      );
+      const report = (await (
+        await admin.get("/-/usage.json?range=24h&by=actor&purpose=summaries", root)
+      ).json()) as {
+        series: { key: string; totals: { outputTokens: number }; perBucket: { outputTokens: number }[] }[];
+        totals: { outputTokens: number; responses: number };
+        buckets: string[];
+      };
+      expect(report.series.map((entry) => entry.key)).toEqual([
+        "split-actor-7",
+        "split-actor-6",
+        "split-actor-5",
+        "split-actor-4",
+        "split-actor-3",
+        "split-actor-2",
+        "other",
+      ]);
+      const perBucket = report.buckets.map((_, at) =>
+        report.series.reduce((sum, entry) => sum + (entry.perBucket[at]?.outputTokens ?? 0), 0),
+      );
+      expect(perBucket.reduce((sum, value) => sum + value, 0)).toBe(report.totals.outputTokens);
+      expect(report.series.reduce((sum, entry) => sum + entry.totals.outputTokens, 0)).toBe(
+        report.totals.outputTokens,
+      );
+      // "other" is actors 0 and 1, ten responses each, and whatever else the summaries purpose has.
+      const other = report.series.at(-1)?.totals.outputTokens ?? 0;
+      expect(other).toBeGreaterThanOrEqual(10 * 10 + 10 * 11);
+    });
+
     it("escapes cells a spreadsheet would run as formulas in the CSV", async () => {
       const store = await admin.hub.store();
       await store.insertUsage([

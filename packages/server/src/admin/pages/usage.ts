@@ -73,6 +73,15 @@ function add(into: Totals, row: Totals): void {
   into.costNanocents += row.costNanocents;
 }
 
+function subtract(from: Totals, part: Totals): void {
+  from.responses -= part.responses;
+  from.errors -= part.errors;
+  from.inputTokens -= part.inputTokens;
+  from.outputTokens -= part.outputTokens;
+  from.cachedTokens -= part.cachedTokens;
+  from.costNanocents -= part.costNanocents;
+}
+
 export function usageFilters(get: (name: string) => string | undefined): UsageFilters {
   const range = get("range") && RANGES[get("range") as string] ? (get("range") as string) : "7d";
   const by = GROUPINGS.includes(get("by") as Grouping) ? (get("by") as Grouping) : "purpose";
@@ -107,61 +116,81 @@ export async function usageReport(
   const since = new Date(first);
   const until = new Date(end);
   const store = await hub.store();
-  const [rows, choices] = await Promise.all([
-    store.usageSeries({
-      bucket: filters.bucket,
-      by: filters.by,
-      since,
-      until,
-      ...(filters.purpose ? { purpose: filters.purpose } : {}),
-      ...(filters.model ? { model: filters.model } : {}),
-      ...(filters.actor ? { actorId: filters.actor } : {}),
-    }),
+  const filter = {
+    since,
+    until,
+    ...(filters.purpose ? { purpose: filters.purpose } : {}),
+    ...(filters.model ? { model: filters.model } : {}),
+    ...(filters.actor ? { actorId: filters.actor } : {}),
+  };
+  // Three small reads instead of every (bucket, key) pair, which with many actors is nearly a
+  // row per response: daily sums to rank the keys, the buckets of the top keys, and the totals.
+  const [daily, overall, choices] = await Promise.all([
+    store.usageSeries({ ...filter, bucket: "day", by: filters.by }),
+    store.usageSeries({ ...filter, bucket: filters.bucket }),
     store.usageKeys({ since, until }),
   ]);
-  const buckets: Date[] = [];
-  for (let at = first; at < end; at += size) buckets.push(new Date(at));
-  const index = new Map(buckets.map((bucket, position) => [bucket.getTime(), position]));
-
-  // Totals per key first; per-bucket numbers only for the series the chart shows.
-  const byKey = new Map<string, Totals>();
-  // Only rows inside the shown buckets count, so the totals are the sums of the buckets.
-  const inRange = rows.filter((row) => index.has(row.bucketStart.getTime()));
-  for (const row of inRange) {
-    const key = keyLabel(row.key, filters.by);
-    let totals = byKey.get(key);
+  const ranking = new Map<string | null, Totals>();
+  for (const row of daily) {
+    let totals = ranking.get(row.key);
     if (!totals) {
       totals = zero();
-      byKey.set(key, totals);
+      ranking.set(row.key, totals);
     }
     add(totals, row);
   }
-  const ranked = [...byKey.entries()].sort(([, a], [, b]) =>
+  const ranked = [...ranking.entries()].sort(([, a], [, b]) =>
     b.costNanocents === a.costNanocents
       ? b.responses - a.responses
       : b.costNanocents > a.costNanocents
         ? 1
         : -1,
   );
-  const shown = new Map(
-    ranked.slice(0, TOP_SERIES).map(([key, totals]) => [key, { key, totals, perBucket: buckets.map(zero) }]),
-  );
-  const other =
-    ranked.length > TOP_SERIES ? { key: "other", totals: zero(), perBucket: buckets.map(zero) } : undefined;
-  for (const [, totals] of ranked.slice(TOP_SERIES)) if (other) add(other.totals, totals);
-  for (const row of inRange) {
-    const position = index.get(row.bucketStart.getTime()) as number;
-    const entry = shown.get(keyLabel(row.key, filters.by)) ?? other;
-    if (entry) add(entry.perBucket[position] as Totals, row);
-  }
-  const series = [...shown.values(), ...(other ? [other] : [])];
-  const totals = zero();
+  const topKeys = ranked.slice(0, TOP_SERIES).map(([key]) => key);
+  const topRows =
+    topKeys.length > 0
+      ? await store.usageSeries({ ...filter, bucket: filters.bucket, by: filters.by, keys: topKeys })
+      : [];
+
+  const buckets: Date[] = [];
+  for (let at = first; at < end; at += size) buckets.push(new Date(at));
+  const index = new Map(buckets.map((bucket, position) => [bucket.getTime(), position]));
+  // Only rows inside the shown buckets count, so every total is the sum of its buckets.
   const bucketTotals = buckets.map(zero);
-  for (const entry of series) {
-    add(totals, entry.totals);
-    entry.perBucket.forEach((bucketTotal, position) => {
-      add(bucketTotals[position] as Totals, bucketTotal);
-    });
+  for (const row of overall) {
+    const position = index.get(row.bucketStart.getTime());
+    if (position !== undefined) add(bucketTotals[position] as Totals, row);
+  }
+  const totals = zero();
+  for (const bucketTotal of bucketTotals) add(totals, bucketTotal);
+
+  const series = topKeys.map((key) => ({
+    key: keyLabel(key, filters.by),
+    totals: zero(),
+    perBucket: buckets.map(zero),
+  }));
+  const position = new Map(topKeys.map((key, at) => [key, at]));
+  for (const row of topRows) {
+    const bucket = index.get(row.bucketStart.getTime());
+    const entry = series[position.get(row.key) ?? -1];
+    if (bucket === undefined || !entry) continue;
+    add(entry.perBucket[bucket] as Totals, row);
+    add(entry.totals, row);
+  }
+  if (ranked.length > TOP_SERIES) {
+    // Everything else: the totals less the top series, bucket by bucket.
+    const other = {
+      key: "other",
+      totals: zero(),
+      perBucket: bucketTotals.map((bucketTotal) => ({ ...bucketTotal })),
+    };
+    for (const entry of series) {
+      entry.perBucket.forEach((part, at) => {
+        subtract(other.perBucket[at] as Totals, part);
+      });
+    }
+    for (const part of other.perBucket) add(other.totals, part);
+    series.push(other);
   }
   return { filters, since, until, buckets, series, totals, bucketTotals, choices };
 }
