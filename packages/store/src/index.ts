@@ -1,15 +1,16 @@
 /**
  * @switchboard/store — one storage interface, two backends: embedded SQLite (the default) and
- * PostgreSQL for deployments shared by several processes. Both run the same named migrations.
+ * PostgreSQL for deployments shared by several processes. Both run the same named migrations and
+ * the same query layer.
  */
 
 import { SwitchboardError } from "@switchboard/core";
-import { openPostgresStore } from "./postgres.ts";
 import { MEMORY_PATH, openSqliteStore } from "./sqlite.ts";
 import type { OpenStoreOptions, Store } from "./types.ts";
 
 export { MIGRATIONS, type Migration } from "./migrations.ts";
 export type * from "./types.ts";
+export { DEFAULT_HOLD_TTL_MS } from "./types.ts";
 
 const ACCEPTED_FORMS =
   "sqlite:PATH, sqlite::memory:, a plain file path, or postgres://user@host:port/database (postgresql:// also works)";
@@ -20,7 +21,9 @@ const ACCEPTED_FORMS =
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStorageUrl(url);
-  if (target.kind === "postgres") return openPostgresStore(target.url, options);
+  // The PostgreSQL driver loads only for a PostgreSQL URL.
+  if (target.kind === "postgres")
+    return (await import("./postgres.ts")).openPostgresStore(target.url, options);
   return openSqliteStore(target.path, options);
 }
 
