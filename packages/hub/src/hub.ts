@@ -10,6 +10,7 @@ import {
   type ExecutionObserver,
   type ExecutionStart,
   type FallbackModel,
+  isSwitchboardError,
   KeyStore,
   type Model,
   type ModelResponse,
@@ -343,18 +344,24 @@ export class Hub {
     for (const { hook } of this.#hooks("flush")) await hook();
   }
 
-  /** Runs shutdown hooks (plugins flush here) and closes the store. Idempotent. */
+  /**
+   * Runs shutdown hooks (plugins flush here) and closes the store. Idempotent. Rejects with the
+   * STORAGE_ERROR of a hook that could not store what it held (usage rows not written).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
+    let unstored: unknown;
     for (const { hook, plugin } of this.#hooks("shutdown")) {
       try {
         await hook();
       } catch (error) {
-        process.emitWarning(`shutdown hook of ${plugin.name} failed: ${describeError(error)}`);
+        if (isSwitchboardError(error, "STORAGE_ERROR")) unstored ??= error;
+        else process.emitWarning(`shutdown hook of ${plugin.name} failed: ${describeError(error)}`);
       }
     }
     this.#closed = true;
     if (this.#store && this.#ownsStore) await (await this.#store).close();
+    if (unstored !== undefined) throw unstored;
   }
 
   #hooks<K extends keyof HookSpecs>(name: K): HookRunner<K>[] {
