@@ -44,6 +44,7 @@ import type {
 import { accountingPlugin, budgetsPlugin } from "./plugins/accounting.ts";
 import { configPolicyPlugin, configProvidersPlugin } from "./plugins/config.ts";
 import { usageLogPlugin } from "./plugins/usage-log.ts";
+import { Reports } from "./reports.ts";
 import { configuredKeySecrets, defaultModelFor, providerSecretName, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
 
@@ -147,6 +148,8 @@ export class Hub {
   readonly secrets: Secrets;
   /** Shipped prices with the config's overrides. */
   readonly prices: PriceBook;
+  /** Read models: limits, usage summaries, the log, allowances. */
+  readonly reports: Reports;
   readonly #plugins: readonly SwitchboardPlugin[];
   readonly #registry: Registry;
   readonly #env: NodeJS.ProcessEnv;
@@ -172,6 +175,7 @@ export class Hub {
     this.#ownsStore = !options.store;
     if (options.store) this.#store = Promise.resolve(options.store);
     this.#promptContexts = this.#hooks("promptContext");
+    this.reports = new Reports({ config, store: () => this.store() });
     this.secrets = new Secrets({
       env: this.#env,
       store: () => this.store(),
