@@ -8,10 +8,10 @@
  * transaction as every hold change, so "spent since T" reads whole buckets plus at most one
  * bucket's holds instead of every hold in the window.
  *
- * 0004 lets holds expire (decision: a hold left by a killed process must not block a budget
- * forever) and usage rows record caller aborts. SQLite cannot change a CHECK constraint, so it
- * rebuilds those tables; the new hold index (key, status, created_at) serves both the window sums
- * (status IN held/settled) and the search for holds still held, and replaces the two older ones.
+ * 0004 lets holds expire (a hold left by a killed process must not block a budget forever) and
+ * usage rows record caller aborts. SQLite cannot change a CHECK constraint, so it rebuilds those
+ * tables, and keys holds by (tx_id, ledger_key) without a separate rowid: one B-tree fewer to
+ * write per reservation. The created_at index of holds goes (listings order by id or key).
  *
  * Conventions: timestamps are ms since the epoch (INTEGER / BIGINT) so both backends compare them
  * the same way; money is integer nanocents; SQLite tables are STRICT so a wrong type fails loudly.
@@ -27,6 +27,23 @@ export const MIGRATIONS_TABLE = "switchboard_migrations";
 
 /** Holds written before 0004 had no expiry: they expire 15 minutes after creation (fixed forever). */
 const EXPIRY_OF_EARLIER_HOLDS_MS = 900_000;
+
+/**
+ * 0004, both dialects: each bucket total also counts its holds still held and the earliest expiry
+ * among them (never later than the true one), so a search for expired holds visits only buckets
+ * that may have one — and the rows reserve and settle already write carry this for free.
+ * 600000 is the bucket width (HOLD_BUCKET_MS).
+ */
+const openHoldColumns = (bigint: string) => `
+      ALTER TABLE switchboard_hold_totals ADD COLUMN held_count INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE switchboard_hold_totals ADD COLUMN next_expiry ${bigint};
+      UPDATE switchboard_hold_totals SET
+        held_count = (SELECT COUNT(*) FROM switchboard_holds h WHERE h.ledger_key = switchboard_hold_totals.ledger_key
+          AND h.created_at >= switchboard_hold_totals.bucket_start AND h.created_at < switchboard_hold_totals.bucket_start + 600000
+          AND h.status = 'held'),
+        next_expiry = (SELECT MIN(h.expires_at) FROM switchboard_holds h WHERE h.ledger_key = switchboard_hold_totals.ledger_key
+          AND h.created_at >= switchboard_hold_totals.bucket_start AND h.created_at < switchboard_hold_totals.bucket_start + 600000
+          AND h.status = 'held');`;
 
 export const CREATE_MIGRATIONS_TABLE = {
   sqlite: `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT`,
@@ -239,7 +256,6 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "0004_hold_expiry_and_aborted_usage",
     sqlite: `
       CREATE TABLE switchboard_holds_next (
-        id INTEGER PRIMARY KEY,
         tx_id TEXT NOT NULL,
         ledger_key TEXT NOT NULL,
         reserved_nanocents INTEGER NOT NULL,
@@ -251,15 +267,16 @@ export const MIGRATIONS: readonly Migration[] = [
         actor_id TEXT,
         purpose TEXT,
         model TEXT,
-        UNIQUE (tx_id, ledger_key)
-      ) STRICT;
-      INSERT INTO switchboard_holds_next (id, tx_id, ledger_key, reserved_nanocents, settled_nanocents, status,
+        PRIMARY KEY (tx_id, ledger_key)
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO switchboard_holds_next (tx_id, ledger_key, reserved_nanocents, settled_nanocents, status,
           created_at, settled_at, expires_at, actor_id, purpose, model)
-        SELECT id, tx_id, ledger_key, reserved_nanocents, settled_nanocents, status,
+        SELECT tx_id, ledger_key, reserved_nanocents, settled_nanocents, status,
           created_at, settled_at, created_at + ${EXPIRY_OF_EARLIER_HOLDS_MS}, actor_id, purpose, model FROM switchboard_holds;
       DROP TABLE switchboard_holds;
       ALTER TABLE switchboard_holds_next RENAME TO switchboard_holds;
-      CREATE INDEX switchboard_holds_key_status ON switchboard_holds (ledger_key, status, created_at);
+      CREATE INDEX switchboard_holds_key_created ON switchboard_holds (ledger_key, created_at);
+      ${openHoldColumns("INTEGER")}
 
       CREATE TABLE switchboard_allowance_holds_next (
         tx_id TEXT PRIMARY KEY,
@@ -272,7 +289,7 @@ export const MIGRATIONS: readonly Migration[] = [
         expires_at INTEGER NOT NULL,
         purpose TEXT,
         model TEXT
-      ) STRICT;
+      ) STRICT, WITHOUT ROWID;
       INSERT INTO switchboard_allowance_holds_next (tx_id, actor_id, reserved_nanocents, settled_nanocents, status,
           created_at, settled_at, expires_at, purpose, model)
         SELECT tx_id, actor_id, reserved_nanocents, settled_nanocents, status,
@@ -318,9 +335,8 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE switchboard_holds DROP CONSTRAINT switchboard_holds_status_check;
       ALTER TABLE switchboard_holds ADD CONSTRAINT switchboard_holds_status_check
         CHECK (status IN ('held', 'settled', 'rolled_back', 'expired'));
-      DROP INDEX switchboard_holds_key_created;
       DROP INDEX switchboard_holds_created;
-      CREATE INDEX switchboard_holds_key_status ON switchboard_holds (ledger_key, status, created_at);
+      ${openHoldColumns("BIGINT")}
 
       ALTER TABLE switchboard_allowance_holds ADD COLUMN expires_at BIGINT;
       UPDATE switchboard_allowance_holds SET expires_at = created_at + ${EXPIRY_OF_EARLIER_HOLDS_MS};

@@ -11,17 +11,20 @@ import { SwitchboardError } from "@switchboard/core";
 import pg from "pg";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
 import {
+  ADD_HOLD_TO_TOTAL_ON_CONFLICT,
   bucketSql,
   expireAllowanceHoldsSql,
   INSERT_SECRET_VERSION_SQL,
   IS_MIGRATION_APPLIED_SQL,
+  nextExpirySql,
   POSTGRES_DIALECT,
   RECORD_MIGRATION_SQL,
+  releaseFromTotalSet,
   spentSql,
   USAGE_COLUMNS,
 } from "./queries.ts";
 import type { NormalizedAllowanceReserve, NormalizedReserve, Row, UsageValues } from "./shared.ts";
-import { bucketOf, storageError, toBigint } from "./shared.ts";
+import { bucketOf, HOLD_BUCKET_MS, storageError, toBigint } from "./shared.ts";
 import { type ClosingStatus, SqlStore } from "./sql-store.ts";
 import type { OpenStoreOptions, ReserveAgainstCapsResult, ReserveAllowanceResult } from "./types.ts";
 
@@ -80,10 +83,10 @@ const LOCK_KEYS_SQL = lockKeysSql("SELECT unnest($1::text[]) AS k");
 const LOCK_TX_KEYS_SQL = lockKeysSql(
   "SELECT ledger_key AS k FROM switchboard_holds WHERE tx_id = $1 AND status IN ('held', 'expired')",
 );
-/** Params: now; every key with a held hold past its expiry. */
-const LOCK_EXPIRING_KEYS_SQL = lockKeysSql(
-  "SELECT ledger_key AS k FROM switchboard_holds WHERE status = 'held' AND expires_at <= $1",
-);
+/** Buckets that may hold an expired hold (their earliest expiry has passed). Params: now. */
+const DUE_BUCKETS = "FROM switchboard_hold_totals WHERE held_count > 0 AND next_expiry <= $1";
+/** Params: now; every key with such a bucket. */
+const LOCK_EXPIRING_KEYS_SQL = lockKeysSql(`SELECT ledger_key AS k ${DUE_BUCKETS}`);
 
 /**
  * Runs after the key locks, in a new statement so its snapshot sees every commit made before the
@@ -105,28 +108,34 @@ const CHECK_AND_HOLD_SQL = `
     SELECT $6, ledger_key, $5::bigint, 'held', $7::bigint, $12::bigint, $8, $9, $10 FROM caps
     WHERE NOT EXISTS (SELECT 1 FROM refused)
   ), totals AS (
-    INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents)
-    SELECT ledger_key, $11::bigint, $5::bigint FROM caps WHERE NOT EXISTS (SELECT 1 FROM refused)
-    ON CONFLICT (ledger_key, bucket_start) DO UPDATE SET amount_nanocents = t.amount_nanocents + EXCLUDED.amount_nanocents
+    INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents, held_count, next_expiry)
+    SELECT ledger_key, $11::bigint, $5::bigint, 1, $12::bigint FROM caps WHERE NOT EXISTS (SELECT 1 FROM refused)
+    ${ADD_HOLD_TO_TOTAL_ON_CONFLICT}
   )
   SELECT ledger_key, used::text AS used, cap::text AS cap FROM refused`;
 
 /**
- * Marks held holds past their expiry (of the keys given, or of every key already locked) as
- * expired and takes what they counted off their buckets' totals — summed per bucket first, as one
- * statement may update a row only once. Params: now, keys.
+ * Marks held holds past their expiry as expired, in the due buckets of the keys given (already
+ * locked), and takes them off those totals, whose earliest expiry is then recomputed from the
+ * holds still held (this statement's snapshot still sees the expiring ones as held, hence
+ * "expires after now"). Params: now, keys.
  */
 const EXPIRE_HOLDS_SQL = `
-  WITH expired AS (
-    UPDATE switchboard_holds SET status = 'expired', settled_at = $1::bigint
-    WHERE ledger_key = ANY($2::text[]) AND status = 'held' AND expires_at <= $1::bigint
-    RETURNING ledger_key, created_at, reserved_nanocents
+  WITH due AS (
+    SELECT ledger_key, bucket_start ${DUE_BUCKETS} AND ledger_key = ANY($2::text[])
+  ), expired AS (
+    UPDATE switchboard_holds h SET status = 'expired', settled_at = $1::bigint
+    FROM due WHERE h.ledger_key = due.ledger_key AND h.created_at >= due.bucket_start
+      AND h.created_at < due.bucket_start + ${HOLD_BUCKET_MS} AND h.status = 'held' AND h.expires_at <= $1::bigint
+    RETURNING h.ledger_key, h.created_at, h.reserved_nanocents
   ), per_bucket AS (
-    SELECT ledger_key, ${bucketSql("created_at")} AS bucket_start, SUM(reserved_nanocents) AS amount
+    SELECT ledger_key, ${bucketSql("created_at")} AS bucket_start, SUM(reserved_nanocents) AS amount, COUNT(*) AS holds
     FROM expired GROUP BY 1, 2
   ), adjusted AS (
-    UPDATE switchboard_hold_totals t SET amount_nanocents = t.amount_nanocents - per_bucket.amount
-    FROM per_bucket WHERE t.ledger_key = per_bucket.ledger_key AND t.bucket_start = per_bucket.bucket_start
+    UPDATE switchboard_hold_totals t SET amount_nanocents = t.amount_nanocents - COALESCE(p.amount, 0),
+      held_count = t.held_count - COALESCE(p.holds, 0), next_expiry = ${nextExpirySql("$1::bigint")}
+    FROM due LEFT JOIN per_bucket p ON p.ledger_key = due.ledger_key AND p.bucket_start = due.bucket_start
+    WHERE t.ledger_key = due.ledger_key AND t.bucket_start = due.bucket_start
   )
   SELECT count(*)::int AS expired FROM expired`;
 
@@ -142,9 +151,11 @@ const CLOSE_HOLDS_SQL = `
   ), closed AS (
     UPDATE switchboard_holds h SET status = $1, settled_nanocents = $2::bigint, settled_at = $3::bigint
     FROM target WHERE h.id = target.id
-    RETURNING h.ledger_key, h.created_at, CASE target.was WHEN 'held' THEN h.reserved_nanocents ELSE 0 END AS counted
+    RETURNING h.ledger_key, h.created_at,
+      CASE target.was WHEN 'held' THEN h.reserved_nanocents ELSE 0 END AS counted,
+      CASE target.was WHEN 'held' THEN 1 ELSE 0 END AS released
   ), adjusted AS (
-    UPDATE switchboard_hold_totals t SET amount_nanocents = t.amount_nanocents + ($2::bigint - closed.counted)
+    UPDATE switchboard_hold_totals t SET ${releaseFromTotalSet("$2::bigint - closed.counted", "closed.released")}
     FROM closed WHERE t.ledger_key = closed.ledger_key AND t.bucket_start = ${bucketSql("closed.created_at")}
   )
   SELECT count(*)::int AS closed FROM closed`;
@@ -512,11 +523,10 @@ export class PostgresStore extends SqlStore {
     return this.#transaction("expireHolds", async (client) => {
       const now = this.#clock();
       await client.query(LOCK_EXPIRING_KEYS_SQL, [now]);
-      // Only the keys locked above: a hold expiring in between waits for the next call.
-      const keys = await client.query<{ ledger_key: string }>(
-        "SELECT DISTINCT ledger_key FROM switchboard_holds WHERE status = 'held' AND expires_at <= $1",
-        [now],
-      );
+      // Only the keys locked above: a bucket falling due in between waits for the next call.
+      const keys = await client.query<{ ledger_key: string }>(`SELECT DISTINCT ledger_key ${DUE_BUCKETS}`, [
+        now,
+      ]);
       const holds = await client.query<{ expired: number }>(EXPIRE_HOLDS_SQL, [
         now,
         keys.rows.map((row) => row.ledger_key),

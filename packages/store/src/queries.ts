@@ -133,9 +133,12 @@ export const USAGE_COLUMNS = [
   "tool_results",
 ] as const;
 
-/** One row; retried ids are skipped. SQLite runs it once per row inside one transaction. */
+/**
+ * One row; retried ids are skipped. SQLite runs it once per row inside one transaction, binding
+ * the values by position (`?`): no object per row on the usage writer's hot path.
+ */
 export const INSERT_USAGE_ROW_SQL = `INSERT INTO switchboard_usage (${USAGE_COLUMNS.join(", ")})
-  VALUES (${USAGE_COLUMNS.map((_, i) => `$${i + 1}`).join(", ")}) ON CONFLICT (id) DO NOTHING`;
+  VALUES (${USAGE_COLUMNS.map(() => "?").join(", ")}) ON CONFLICT (id) DO NOTHING`;
 
 export const PRUNE_USAGE_SQL = "DELETE FROM switchboard_usage WHERE created_at < $1";
 
@@ -212,9 +215,6 @@ export function summarizeUsageQuery(query: UsageSummaryQuery): Query {
 export const HOLD_AMOUNT_SQL =
   "CASE status WHEN 'held' THEN reserved_nanocents WHEN 'settled' THEN settled_nanocents ELSE 0 END";
 
-/** Only these statuses count; naming them lets the (key, status, created_at) index serve the window sums. */
-const COUNTING_STATUSES = "status IN ('held', 'settled')";
-
 /** bucketOf in SQL (the same floor on both backends, whose % truncates toward zero). */
 export function bucketSql(column: string): string {
   return `(${column} - (((${column} % ${HOLD_BUCKET_MS}) + ${HOLD_BUCKET_MS}) % ${HOLD_BUCKET_MS}))`;
@@ -229,7 +229,7 @@ export function spentSql(key: string, wholeFrom: string, windowStart: string): s
   return `COALESCE((SELECT SUM(amount_nanocents) FROM switchboard_hold_totals
       WHERE ledger_key = ${key} AND bucket_start >= ${wholeFrom}), 0)
     + COALESCE((SELECT SUM(${HOLD_AMOUNT_SQL}) FROM switchboard_holds
-      WHERE ledger_key = ${key} AND ${COUNTING_STATUSES} AND created_at >= ${windowStart} AND created_at < ${wholeFrom}), 0)`;
+      WHERE ledger_key = ${key} AND created_at >= ${windowStart} AND created_at < ${wholeFrom}), 0)`;
 }
 
 /** Params: key, first whole bucket, window start. */
@@ -246,7 +246,7 @@ export function spentByKeySql(dialect: Dialect): string {
       WHERE ${prefixed} AND bucket_start >= $2
       UNION ALL
       SELECT ledger_key, ${HOLD_AMOUNT_SQL} AS amount, 0 AS held FROM switchboard_holds
-      WHERE ${prefixed} AND ${COUNTING_STATUSES} AND created_at >= $3 AND created_at < $2
+      WHERE ${prefixed} AND created_at >= $3 AND created_at < $2
       UNION ALL
       SELECT ledger_key, 0 AS amount, reserved_nanocents AS held FROM switchboard_holds
       WHERE ${prefixed} AND status = 'held' AND created_at >= $3
@@ -255,7 +255,7 @@ export function spentByKeySql(dialect: Dialect): string {
 
 export const HOLD_STATUSES: readonly HoldStatus[] = ["held", "settled", "rolled_back", "expired"];
 
-export function listHoldsQuery(query: HoldQuery): Query {
+export function listHoldsQuery(dialect: Dialect, query: HoldQuery): Query {
   const params = new Params();
   const clauses: string[] = [];
   if (query.key !== undefined) clauses.push(`ledger_key = ${params.add(query.key)}`);
@@ -275,24 +275,39 @@ export function listHoldsQuery(query: HoldQuery): Query {
   }
   if (query.since !== undefined) clauses.push(`created_at >= ${params.add(toMs(query.since, "since"))}`);
   const limit = params.add(clampLimit(query.limit, 50));
-  // Ids grow with insertion, so they order by creation without an index on created_at.
   return {
-    sql: `SELECT * FROM switchboard_holds ${where(clauses)} ORDER BY id DESC LIMIT ${limit}`,
+    sql: `SELECT * FROM switchboard_holds ${where(clauses)}
+      ORDER BY created_at DESC, ${dialect.bytewise("tx_id")} DESC, ${dialect.bytewise("ledger_key")} LIMIT ${limit}`,
     params: params.values,
   };
 }
 
 /**
- * Marks one key's held holds whose expiry has passed (params: key, now) and returns what each
- * counted, so the caller takes it off the bucket totals.
+ * Adds a new hold to its bucket's total (the row aliased `t`, the hold's values as `excluded`):
+ * its amount, one more hold held, and the earliest expiry among them.
  */
-export const EXPIRE_KEY_HOLDS_SQL = `UPDATE switchboard_holds SET status = 'expired', settled_at = $2
-  WHERE ledger_key = $1 AND status = 'held' AND expires_at <= $2
-  RETURNING ledger_key, created_at, reserved_nanocents`;
+export const ADD_HOLD_TO_TOTAL_ON_CONFLICT = `ON CONFLICT (ledger_key, bucket_start) DO UPDATE SET
+    amount_nanocents = t.amount_nanocents + excluded.amount_nanocents,
+    held_count = t.held_count + 1,
+    next_expiry = CASE WHEN t.next_expiry IS NULL OR excluded.next_expiry < t.next_expiry
+      THEN excluded.next_expiry ELSE t.next_expiry END`;
 
-/** Params: amount to add, key, bucket start. */
-export const ADJUST_TOTAL_SQL = `UPDATE switchboard_hold_totals SET amount_nanocents = amount_nanocents + $1
-  WHERE ledger_key = $2 AND bucket_start = $3`;
+/**
+ * The SET clause that moves a bucket total (aliased `t`) by `delta` when `released` of its held
+ * holds stop being held. The earliest expiry stays (it may now be early, which only costs a
+ * look) until no hold is held.
+ */
+export function releaseFromTotalSet(delta: string, released: string): string {
+  return `amount_nanocents = t.amount_nanocents + (${delta}), held_count = t.held_count - (${released}),
+    next_expiry = CASE WHEN t.held_count - (${released}) > 0 THEN t.next_expiry END`;
+}
+
+/** The earliest expiry of a bucket's holds still held after `now` ($now), for the total aliased `t`. */
+export function nextExpirySql(now: string): string {
+  return `(SELECT MIN(h.expires_at) FROM switchboard_holds h WHERE h.ledger_key = t.ledger_key
+    AND h.created_at >= t.bucket_start AND h.created_at < t.bucket_start + ${HOLD_BUCKET_MS}
+    AND h.status = 'held' AND h.expires_at > ${now})`;
+}
 
 // --- accounting: allowances -----------------------------------------------------------------------
 

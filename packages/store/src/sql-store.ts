@@ -211,7 +211,7 @@ export abstract class SqlStore implements Store {
   }
 
   async listHolds(query: HoldQuery = {}): Promise<Hold[]> {
-    const { sql, params } = listHoldsQuery(query);
+    const { sql, params } = listHoldsQuery(this.dialect, query);
     return (await this.all("listHolds", sql, params)).map(mapHold);
   }
 

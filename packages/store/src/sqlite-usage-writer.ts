@@ -6,7 +6,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { INSERT_USAGE_ROW_SQL } from "./queries.ts";
-import { numbered } from "./shared.ts";
 
 export interface UsageWriteRequest {
   id: number;
@@ -22,7 +21,7 @@ db.pragma("synchronous = NORMAL");
 const insert = db.prepare(INSERT_USAGE_ROW_SQL);
 const insertAll = db.transaction((rows: UsageWriteRequest["rows"]) => {
   let inserted = 0;
-  for (const row of rows) inserted += insert.run(numbered(row)).changes;
+  for (const row of rows) inserted += insert.run(...row).changes;
   return inserted;
 });
 

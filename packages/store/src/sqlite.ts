@@ -14,19 +14,21 @@ import { SwitchboardError } from "@switchboard/core";
 import Database from "better-sqlite3";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
 import {
+  ADD_HOLD_TO_TOTAL_ON_CONFLICT,
   ADD_TO_BALANCE_SQL,
-  ADJUST_TOTAL_SQL,
-  EXPIRE_KEY_HOLDS_SQL,
   expireAllowanceHoldsSql,
   INSERT_SECRET_VERSION_SQL,
   INSERT_USAGE_ROW_SQL,
   IS_MIGRATION_APPLIED_SQL,
+  nextExpirySql,
   RECORD_MIGRATION_SQL,
+  releaseFromTotalSet,
   SPENT_IN_WINDOW_SQL,
   SQLITE_DIALECT,
 } from "./queries.ts";
 import {
   bucketOf,
+  HOLD_BUCKET_MS,
   type NormalizedAllowanceReserve,
   type NormalizedReserve,
   numbered,
@@ -46,6 +48,7 @@ import type {
 } from "./types.ts";
 
 export const MEMORY_PATH = ":memory:";
+const PROMPT_CONNECTION_CHECKPOINT_PAGES = 4000;
 
 /**
  * Creates the folder (0700, as it may hold prompts) and the file (0600) when missing, so the
@@ -100,6 +103,10 @@ export function openSqliteStore(path: string, options: OpenStoreOptions = {}): S
       db.pragma("journal_mode = WAL");
       // NORMAL is durable against application crashes in WAL mode and much faster than FULL.
       db.pragma("synchronous = NORMAL");
+      // A checkpoint costs two fsyncs however few pages it copies; on this connection (the one that
+      // serves prompts) let the WAL reach 4000 pages (16 MB) first. The usage writer thread keeps
+      // SQLite's default, so with logging on most checkpoints run there, off the event loop.
+      db.pragma(`wal_autocheckpoint = ${PROMPT_CONNECTION_CHECKPOINT_PAGES}`);
     }
   } catch (error) {
     throw openError(path, error);
@@ -253,7 +260,7 @@ export class SqliteStore extends SqlStore {
     return this.#db
       .transaction(() => {
         let inserted = 0;
-        for (const values of rows) inserted += insert.run(numbered(values)).changes;
+        for (const values of rows) inserted += insert.run(...values).changes;
         return inserted;
       })
       .immediate();
@@ -279,52 +286,79 @@ export class SqliteStore extends SqlStore {
     const now = this.#clock();
     let verdict = this.#firstRefusal(r);
     // Expired holds matter only when they would refuse: look for them then, not on every prompt.
-    if (!verdict.ok && this.#expireKeys(r.caps, now) > 0) verdict = this.#firstRefusal(r);
+    if (!verdict.ok && this.#expire(now, r.caps) > 0) verdict = this.#firstRefusal(r);
     if (!verdict.ok) return verdict;
     const insert = this.#statement(
       `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents, status, created_at, expires_at, actor_id, purpose, model)
        VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8)`,
     );
     const addToTotal = this.#statement(
-      `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents) VALUES ($1, $2, $3)
-       ON CONFLICT (ledger_key, bucket_start) DO UPDATE SET amount_nanocents = t.amount_nanocents + excluded.amount_nanocents`,
+      `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents, held_count, next_expiry)
+       VALUES ($1, $2, $3, 1, $4) ${ADD_HOLD_TO_TOTAL_ON_CONFLICT}`,
     );
+    const expiresAt = now + r.ttlMs;
     for (const cap of r.caps) {
       insert.run({
         1: r.txId,
         2: cap.key,
         3: r.amount,
         4: now,
-        5: now + r.ttlMs,
+        5: expiresAt,
         6: r.actorId,
         7: r.purpose,
         8: r.model,
       });
-      addToTotal.run({ 1: cap.key, 2: bucketOf(now), 3: r.amount });
+      addToTotal.run({ 1: cap.key, 2: bucketOf(now), 3: r.amount, 4: expiresAt });
     }
     return verdict;
   }
 
-  /** Marks the keys' expired holds and takes what they counted off the bucket totals; returns how many. */
-  #expireKeys(caps: readonly { key: string }[], now: number): number {
+  /**
+   * Marks held holds past their expiry as expired — of the given keys, or of all — and takes them
+   * off their buckets' totals. Only buckets whose earliest expiry has passed are looked into.
+   * Returns how many holds expired.
+   */
+  #expire(now: number, keys?: readonly { key: string }[]): number {
+    const due =
+      keys === undefined
+        ? this.#rows(
+            `SELECT ledger_key, bucket_start FROM switchboard_hold_totals
+             WHERE held_count > 0 AND next_expiry <= $1`,
+            { 1: now },
+          )
+        : keys.flatMap(({ key }) =>
+            this.#rows(
+              `SELECT ledger_key, bucket_start FROM switchboard_hold_totals
+               WHERE ledger_key = $1 AND held_count > 0 AND next_expiry <= $2`,
+              { 1: key, 2: now },
+            ),
+          );
     let expired = 0;
-    for (const { key } of caps) {
-      for (const hold of this.#rows(EXPIRE_KEY_HOLDS_SQL, { 1: key, 2: now })) {
-        this.#adjustTotal(hold, -toBigint(hold.reserved_nanocents));
-        expired++;
-      }
+    for (const bucket of due) {
+      const start = Number(bucket.bucket_start);
+      const holds = this.#rows(
+        `UPDATE switchboard_holds SET status = 'expired', settled_at = $4
+         WHERE ledger_key = $1 AND created_at >= $2 AND created_at < $3 AND status = 'held' AND expires_at <= $4
+         RETURNING reserved_nanocents`,
+        { 1: bucket.ledger_key, 2: start, 3: start + HOLD_BUCKET_MS, 4: now },
+      );
+      const released = holds.reduce((sum, hold) => sum + toBigint(hold.reserved_nanocents), 0n);
+      this.#statement(
+        `UPDATE switchboard_hold_totals AS t SET amount_nanocents = t.amount_nanocents - $1,
+           held_count = t.held_count - $2, next_expiry = ${nextExpirySql("$5")}
+         WHERE ledger_key = $3 AND bucket_start = $4`,
+      ).run({ 1: released, 2: holds.length, 3: bucket.ledger_key, 4: start, 5: now });
+      expired += holds.length;
     }
     return expired;
   }
 
-  /** Moves the total of the bucket a hold was created in (the hold row gives key and creation time). */
-  #adjustTotal(hold: Row, delta: bigint): void {
-    if (delta === 0n) return;
-    this.#statement(ADJUST_TOTAL_SQL).run({
-      1: delta,
-      2: hold.ledger_key,
-      3: bucketOf(Number(hold.created_at)),
-    });
+  /** Moves the total of the bucket a hold was created in by `delta`; `released` holds stop being held. */
+  #releaseFromTotal(hold: Row, delta: bigint, released: 0 | 1): void {
+    this.#statement(
+      `UPDATE switchboard_hold_totals AS t SET ${releaseFromTotalSet("$1", "$2")}
+       WHERE ledger_key = $3 AND bucket_start = $4`,
+    ).run({ 1: delta, 2: released, 3: hold.ledger_key, 4: bucketOf(Number(hold.created_at)) });
   }
 
   protected closeHolds(txId: string, actual: bigint, status: ClosingStatus): Promise<number> {
@@ -339,7 +373,7 @@ export class SqliteStore extends SqlStore {
        WHERE tx_id = $4 AND status = 'held' RETURNING ledger_key, created_at, reserved_nanocents`,
       { 1: status, 2: actual, 3: now, 4: txId },
     );
-    for (const hold of held) this.#adjustTotal(hold, actual - toBigint(hold.reserved_nanocents));
+    for (const hold of held) this.#releaseFromTotal(hold, actual - toBigint(hold.reserved_nanocents), 1);
     if (status === "rolled_back") return held.length;
     // An expired hold no longer counts; settling it records what the prompt really cost.
     const expired = this.#rows(
@@ -347,7 +381,7 @@ export class SqliteStore extends SqlStore {
        WHERE tx_id = $3 AND status = 'expired' RETURNING ledger_key, created_at`,
       { 1: actual, 2: now, 3: txId },
     );
-    for (const hold of expired) this.#adjustTotal(hold, actual);
+    for (const hold of expired) this.#releaseFromTotal(hold, actual, 0);
     return held.length + expired.length;
   }
 
@@ -356,13 +390,7 @@ export class SqliteStore extends SqlStore {
       this.#db
         .transaction(() => {
           const now = this.#clock();
-          const holds = this.#rows(
-            `UPDATE switchboard_holds SET status = 'expired', settled_at = $1
-             WHERE status = 'held' AND expires_at <= $1 RETURNING ledger_key, created_at, reserved_nanocents`,
-            { 1: now },
-          );
-          for (const hold of holds) this.#adjustTotal(hold, -toBigint(hold.reserved_nanocents));
-          return holds.length + this.#refundExpired(now, undefined);
+          return this.#expire(now) + this.#refundExpired(now, undefined);
         })
         .immediate(),
     );

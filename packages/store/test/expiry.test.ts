@@ -97,6 +97,41 @@ describe.each(storeBackends())("hold expiry on $name", (backend) => {
     expect(await store.expireHolds()).toBe(0);
   });
 
+  it("finds each hold of a shared bucket when its own expiry passes, not before", async () => {
+    now += 60 * MINUTE;
+    await store.expireHolds();
+    const key = uid("bucket");
+    const caps = [{ key, cap: 100n * USD, windowStart: windowStart() }];
+    const [short, middle, long] = [uid("tx"), uid("tx"), uid("tx")];
+    await store.reserveAgainstCaps({ txId: short, amount: USD, caps, ttlMs: MINUTE });
+    await store.reserveAgainstCaps({ txId: middle, amount: 2n * USD, caps, ttlMs: 5 * MINUTE });
+    await store.reserveAgainstCaps({ txId: long, amount: 4n * USD, caps, ttlMs: 9 * MINUTE });
+    await store.settleHolds(short, USD / 2n);
+    now += 2 * MINUTE; // past the settled hold's expiry only: nothing to expire
+    expect(await store.expireHolds()).toBe(0);
+    now += 4 * MINUTE;
+    expect(await store.expireHolds()).toBe(1);
+    const statuses = new Map((await store.listHolds({ key })).map((h) => [h.txId, h.status]));
+    expect([statuses.get(short), statuses.get(middle), statuses.get(long)]).toEqual([
+      "settled",
+      "expired",
+      "held",
+    ]);
+    expect(await store.spentByKey(key, windowStart())).toEqual([
+      { key, spent: USD / 2n + 4n * USD, held: 4n * USD },
+    ]);
+    now += 2 * MINUTE;
+    expect(await store.expireHolds()).toBe(0);
+    now += MINUTE;
+    expect(await store.expireHolds()).toBe(1);
+    expect(await store.spentInWindow(key, windowStart())).toBe(USD / 2n);
+    // Settling the long one late still counts it, in its own bucket.
+    expect(await store.settleHolds(long, 3n * USD)).toBe(1);
+    expect(await store.spentByKey(key, windowStart())).toEqual([
+      { key, spent: USD / 2n + 3n * USD, held: 0n },
+    ]);
+  });
+
   it("refunds an expired allowance reservation, and charges it if it settles later", async () => {
     const actor = uid("actor");
     await store.topUpAllowance(actor, 5n * USD);

@@ -123,12 +123,14 @@ describe.each(storeBackends())("usage, hold and allowance reads on $name", (back
 
   it("lists holds by key prefix and status, newest first", async () => {
     const prefix = `limit:${randomUUID()}:actor:`;
-    const windowStart = new Date(Date.now() - HOUR);
+    let now = Date.now();
+    const clocked = await backend.open({ clock: () => now++ });
+    const windowStart = new Date(now - HOUR);
     const txs: string[] = [];
     for (const actor of ["ada", "bob", "cy"]) {
       const tx = `tx-${randomUUID()}`;
       txs.push(tx);
-      await store.reserveAgainstCaps({
+      await clocked.reserveAgainstCaps({
         txId: tx,
         amount: USD,
         caps: [{ key: `${prefix}${actor}`, cap: 5n * USD, windowStart }],

@@ -96,7 +96,10 @@ export function limitsAccountant(
   store: () => Promise<Store>,
   clock: () => Date = () => new Date(),
 ): Accountant {
-  const limits = Object.entries(config.limits ?? {});
+  // Caps in nanocents once, not on every prompt.
+  const limits = Object.entries(config.limits ?? {}).map(
+    ([name, limit]) => [name, limit, usdToNanocents(limit.amount_usd)] as const,
+  );
   const ttlMs = holdTtlMs(config);
   return {
     name: "limits",
@@ -106,9 +109,9 @@ export function limitsAccountant(
         limitApplies(limit, reservation.modelId, reservation.purpose),
       );
       if (applicable.length === 0) return;
-      const caps = applicable.map(([name, limit]) => ({
+      const caps = applicable.map(([name, limit, cap]) => ({
         key: limitKey(name, limit, reservation.actor),
-        cap: usdToNanocents(limit.amount_usd),
+        cap,
         windowStart: windowStart(limit.window, now),
       }));
       const result = await (await store()).reserveAgainstCaps({
