@@ -11,7 +11,6 @@ import type {
   UsageCursor,
   UsageFilter,
   UsageRecord,
-  UsageStatus,
   UsageSummaryBy,
   UsageSummaryRow,
 } from "@switchboard/store";
@@ -47,16 +46,11 @@ export interface LimitStatus {
 
 export type UsageGrouping = UsageSummaryBy;
 
-/** Sums skip unknown values: a token sum or cost is undefined only when no response reported it. */
-export interface UsageTotals {
-  responses: number;
-  /** Responses that failed or were aborted. */
-  failed: number;
-  inputTokens: number | undefined;
-  outputTokens: number | undefined;
-  cachedTokens: number | undefined;
-  costNanocents: bigint | undefined;
-}
+/**
+ * Responses, failures (failed or aborted), tokens and cost; sums skip unknown values: a token sum
+ * or cost is undefined only when no response reported it.
+ */
+export type UsageTotals = Omit<UsageSummaryRow, "key">;
 
 /**
  * One group, its grouping field named after the grouping: `{ purpose: "sql", … }`. The value is
@@ -64,15 +58,9 @@ export interface UsageTotals {
  */
 export type UsageGroup<G extends UsageGrouping> = { [K in G]: string | null } & UsageTotals;
 
-export interface UsageReportQuery<G extends UsageGrouping = UsageGrouping> {
+/** A grouping plus filters: since/until, purpose, model (that answered), actorId, status. */
+export interface UsageReportQuery<G extends UsageGrouping = UsageGrouping> extends UsageFilter {
   by: G;
-  since?: Date | undefined;
-  until?: Date | undefined;
-  purpose?: string | undefined;
-  /** The model that answered. */
-  model?: string | undefined;
-  actorId?: string | undefined;
-  status?: UsageStatus | undefined;
 }
 
 export interface UsageReport<G extends UsageGrouping = UsageGrouping> {
@@ -82,7 +70,7 @@ export interface UsageReport<G extends UsageGrouping = UsageGrouping> {
   totals: UsageTotals;
 }
 
-export interface LogQuery extends Omit<UsageReportQuery, "by"> {
+export interface LogQuery extends UsageFilter {
   /** Entries per page (a chain is one entry), 1 to 1000; default 50. */
   limit?: number | undefined;
   /** Where the previous page ended (its `nextCursor`). */
@@ -172,7 +160,7 @@ export class Reports {
 
   /** Tokens, cost and responses grouped by purpose, model, actor, day or hour, with totals. */
   async usage<G extends UsageGrouping>(query: UsageReportQuery<G>): Promise<UsageReport<G>> {
-    const rows = await (await this.#store()).summarizeUsage({ ...usageFilter(query), by: query.by });
+    const rows = await (await this.#store()).summarizeUsage(query);
     return {
       by: query.by,
       groups: rows.map((row) => ({ [query.by]: row.key, ...totalsOf(row) }) as UsageGroup<G>),
@@ -194,7 +182,7 @@ export class Reports {
     }
     const store = await this.#store();
     const pageStart = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    const filter = usageFilter(query);
+    const { limit: _limit, cursor: _cursor, ...filter } = query;
     const batchSize = Math.max(limit, 20);
     const entries: LogEntry[] = [];
     const seenChains = new Set<string>();
@@ -290,26 +278,8 @@ export class Reports {
   }
 }
 
-function usageFilter(query: Omit<UsageReportQuery, "by">): UsageFilter {
-  return {
-    since: query.since,
-    until: query.until,
-    purpose: query.purpose,
-    model: query.model,
-    actorId: query.actorId,
-    status: query.status,
-  };
-}
-
-function totalsOf(row: UsageSummaryRow): UsageTotals {
-  return {
-    responses: row.responses,
-    failed: row.failed,
-    inputTokens: row.inputTokens,
-    outputTokens: row.outputTokens,
-    cachedTokens: row.cachedTokens,
-    costNanocents: row.costNanocents,
-  };
+function totalsOf({ key: _key, ...totals }: UsageSummaryRow): UsageTotals {
+  return totals;
 }
 
 function totalsOfRecord(row: UsageRecord): UsageTotals {

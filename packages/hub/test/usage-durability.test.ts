@@ -109,7 +109,8 @@ describe("usage rows on PostgreSQL when the process ends without hub.close()", (
 });
 
 describe("a database locked past the busy timeout", () => {
-  it("makes hub.flush() and hub.close() reject, saying how many rows were not written", async () => {
+  /** A hub on a fresh SQLite file whose writers give up after 100 ms, and another connection holding the write lock. */
+  async function lockedHub() {
     const backend = sqliteBackend();
     const { url } = await backend.connection();
     const store = await openStore(url, { busyTimeoutMs: 100 });
@@ -121,6 +122,15 @@ describe("a database locked past the busy timeout", () => {
     });
     const locker = new Database(url.slice("sqlite:".length));
     locker.exec("BEGIN IMMEDIATE");
+    const unlock = () => {
+      locker.exec("ROLLBACK");
+      locker.close();
+    };
+    return { backend, store, hub, unlock };
+  }
+
+  it("makes hub.flush() and hub.close() reject, saying how many rows were not written", async () => {
+    const { backend, store, hub, unlock } = await lockedHub();
     try {
       const model = await hub.model();
       await model.prompt("one").text();
@@ -143,29 +153,17 @@ describe("a database locked past the busy timeout", () => {
         /^3 usage rows were not written: .*Retry when the storage is writable again\.$/,
       );
     } finally {
-      locker.exec("ROLLBACK");
-      locker.close();
+      unlock();
       await store.close();
       await backend.cleanup();
     }
   });
 
   it("writes the rows at the next flush once the lock is gone", async () => {
-    const backend = sqliteBackend();
-    const { url } = await backend.connection();
-    const store = await openStore(url, { busyTimeoutMs: 100 });
-    const hub = await Hub.create({
-      config: { default_model: "echo" },
-      store,
-      env: {},
-      keys: new KeyStore(`${temporaryDirectory()}/keys.json`),
-    });
-    const locker = new Database(url.slice("sqlite:".length));
-    locker.exec("BEGIN IMMEDIATE");
+    const { backend, store, hub, unlock } = await lockedHub();
     await (await hub.model()).prompt("kept").text();
     await expect(hub.flush()).rejects.toMatchObject({ code: "STORAGE_ERROR" });
-    locker.exec("ROLLBACK");
-    locker.close();
+    unlock();
     await hub.flush();
     expect((await store.listUsage()).map((row) => row.status)).toEqual(["ok"]);
     await hub.close();
