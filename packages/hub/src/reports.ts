@@ -113,12 +113,14 @@ export class Reports {
 
   /** Every configured limit, per actor for actor-scoped ones; `actorId` narrows to one actor. */
   async limits(options: { actorId?: string | undefined } = {}): Promise<LimitStatus[]> {
+    const limits = Object.entries(this.#config.limits ?? {});
+    if (limits.length === 0) return [];
     const store = await this.#store();
     // Holds left by dead processes are marked expired first, so they neither count nor linger as held.
     await store.expireHolds();
     const now = this.#clock();
     const report: LimitStatus[] = [];
-    for (const [name, limit] of Object.entries(this.#config.limits ?? {})) {
+    for (const [name, limit] of limits) {
       const start = windowStart(limit.window, now);
       const row = (actorId: string | undefined, used: bigint, held: bigint): LimitStatus => {
         const cap = usdToNanocents(limit.amount_usd);

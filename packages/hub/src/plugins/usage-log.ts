@@ -233,9 +233,9 @@ class ExitGuard {
     let lost = 0;
     for (const writer of this.#writers) lost += writer.writeAtExit();
     if (lost > 0) {
-      writeSync(
-        2,
-        `Switchboard: ${rowsText(lost)} lost: the process exited before they reached storage that cannot be written synchronously; await hub.close() before exiting.\n`,
+      reportLost(
+        lost,
+        "the process exited before they reached storage that cannot be written synchronously; await hub.close() before exiting",
       );
     }
   };
@@ -268,22 +268,26 @@ class ExitGuard {
     });
   };
 
-  /** Writes synchronously where possible; awaits (bounded) the rest. */
+  /** Writes synchronously where possible, awaits (bounded) the rest, and says what could not be saved. */
   async #saveAll(): Promise<void> {
     const waiting: Promise<void>[] = [];
     for (const writer of this.#writers) {
       if (writer.writesAtExit) writer.writeAtExit();
       else waiting.push(writer.flush().catch(() => {}));
     }
-    if (waiting.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(waiting),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, FLUSH_BEFORE_EXIT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    if (waiting.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(waiting),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, FLUSH_BEFORE_EXIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    let lost = 0;
+    for (const writer of this.#writers) lost += writer.pending;
+    if (lost > 0) reportLost(lost, "the storage could not be written before the process ended");
   }
 
   #install(): void {
@@ -304,6 +308,11 @@ class ExitGuard {
     process.off("SIGINT", this.#onSignal);
     process.off("uncaughtException", this.#onUncaught);
   }
+}
+
+/** At the very end of a process only a synchronous write to stderr is sure to appear. */
+function reportLost(count: number, why: string): void {
+  writeSync(2, `Switchboard: ${rowsText(count)} lost: ${why}.\n`);
 }
 
 const exitGuard = new ExitGuard();
