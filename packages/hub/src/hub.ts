@@ -5,6 +5,7 @@ import {
   type ExecutionObserver,
   type ExecutionStart,
   type FallbackModel,
+  isSwitchboardError,
   KeyStore,
   Model,
   type ModelResponse,
@@ -32,6 +33,7 @@ import { loadConfiguredPlugins } from "./plugin-loading.ts";
 import { accountingPlugin, budgetsPlugin } from "./plugins/accounting.ts";
 import { configPolicyPlugin, configProvidersPlugin } from "./plugins/config.ts";
 import { usageLogPlugin } from "./plugins/usage-log.ts";
+import { Reports } from "./reports.ts";
 import { defaultModelFor, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
 import type {
@@ -96,6 +98,8 @@ export class Hub {
   readonly secrets: Secrets;
   /** Shipped prices with the config's overrides. */
   readonly prices: PriceBook;
+  /** Read models: limits, usage summaries, the log, allowances. */
+  readonly reports: Reports;
   readonly #plugins: readonly SwitchboardPlugin[];
   readonly #registry: Registry;
   readonly #env: NodeJS.ProcessEnv;
@@ -133,6 +137,7 @@ export class Hub {
     this.#promptContexts = this.#hooks("promptContext");
     this.#filters = this.#hooks("filterModels");
     this.#defaultModelHooks = this.#hooks("defaultModel");
+    this.reports = new Reports({ config, store: () => this.store() });
     this.secrets = new Secrets({
       env: this.#env,
       store: () => this.store(),
@@ -361,19 +366,25 @@ export class Hub {
     for (const { hook } of this.#hooks("flush")) await hook();
   }
 
-  /** Runs shutdown hooks (plugins flush here) and closes the store. Idempotent. */
+  /**
+   * Runs shutdown hooks (plugins flush here) and closes the store. Idempotent. Rejects with the
+   * STORAGE_ERROR of a hook that could not store what it held (usage rows not written).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
+    let unstored: unknown;
     for (const { hook, plugin } of this.#hooks("shutdown")) {
       try {
         await hook();
       } catch (error) {
-        process.emitWarning(`shutdown hook of ${plugin.name} failed: ${describeError(error)}`);
+        if (isSwitchboardError(error, "STORAGE_ERROR")) unstored ??= error;
+        else process.emitWarning(`shutdown hook of ${plugin.name} failed: ${describeError(error)}`);
       }
     }
     await this.secrets.settled();
     this.#closed = true;
     if (this.#store && this.#ownsStore) await (await this.#store).close();
+    if (unstored !== undefined) throw unstored;
   }
 
   #hooks<K extends keyof HookSpecs>(name: K): HookRunner<K>[] {
