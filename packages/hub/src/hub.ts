@@ -20,7 +20,7 @@ import {
   SwitchboardError,
   userDirectory,
 } from "@switchboard/core";
-import { openStore, type Store } from "@switchboard/store";
+import { type ExitStorage, openStore, type Store } from "@switchboard/store";
 import type { Accountant } from "./accounting/accountants.ts";
 import { PriceBook } from "./accounting/pricing.ts";
 import {
@@ -203,7 +203,7 @@ export class Hub {
       configPolicyPlugin(),
       budgetsPlugin(),
       accountingPlugin({ config, prices, accountants: () => (hub as Hub).accountants() }),
-      usageLogPlugin({ config, prices, store }),
+      usageLogPlugin({ config, prices, store, storage: () => (hub as Hub).storageTarget() }),
       ...configured,
       ...(options.plugins ?? []),
     ];
@@ -229,10 +229,17 @@ export class Hub {
   /** The storage (opened on first use): `storage:` from the config, else SQLite under the user directory. */
   store(): Promise<Store> {
     if (this.#closed) return Promise.reject(new SwitchboardError("STORAGE_ERROR", "The hub is closed."));
-    this.#store ??= openStore(
-      this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`,
-    );
+    this.#store ??= openStore(this.#storageUrl());
     return this.#store;
+  }
+
+  /** Where `store()` opens (undefined when a Store was handed in): usage rows are written there at exit. */
+  storageTarget(): ExitStorage | undefined {
+    return this.#ownsStore ? { url: this.#storageUrl() } : undefined;
+  }
+
+  #storageUrl(): string {
+    return this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`;
   }
 
   /**
