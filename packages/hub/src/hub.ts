@@ -14,7 +14,7 @@ import {
   SwitchboardError,
   userDirectory,
 } from "@switchboard/core";
-import type { OpenStoreOptions, Store } from "@switchboard/store";
+import type { ExitStorage, OpenStoreOptions, Store } from "@switchboard/store";
 import type { Accountant } from "./accounting/accountants.ts";
 import { PriceBook } from "./accounting/pricing.ts";
 import {
@@ -174,7 +174,7 @@ export class Hub {
       configPolicyPlugin(),
       budgetsPlugin(),
       accountingPlugin({ config, prices, accountants: () => (hub as Hub).accountants() }),
-      usageLogPlugin({ config, prices, store }),
+      usageLogPlugin({ config, prices, store, storage: () => (hub as Hub).storageTarget() }),
       ...configured,
       ...(options.plugins ?? []),
     ];
@@ -202,12 +202,18 @@ export class Hub {
     if (this.#closed) return Promise.reject(new SwitchboardError("STORAGE_ERROR", "The hub is closed."));
     // Imported here, not at the top: a hub that never stores anything never loads the drivers.
     this.#store ??= import("@switchboard/store").then(({ openStore }) =>
-      openStore(
-        this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`,
-        this.#storeOptions,
-      ),
+      openStore(this.#storageUrl(), this.#storeOptions),
     );
     return this.#store;
+  }
+
+  /** Where `store()` opens (undefined when a Store was handed in): usage rows are written there at exit. */
+  storageTarget(): ExitStorage | undefined {
+    return this.#ownsStore ? { url: this.#storageUrl() } : undefined;
+  }
+
+  #storageUrl(): string {
+    return this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`;
   }
 
   /**

@@ -8,6 +8,7 @@ import { SwitchboardError } from "@switchboard/core";
 import { MEMORY_PATH, openSqliteStore } from "./sqlite.ts";
 import type { OpenStoreOptions, Store } from "./types.ts";
 
+export type { ExitStorage } from "./exit-writer.ts";
 export { MIGRATIONS, type Migration } from "./migrations.ts";
 export type * from "./types.ts";
 export { DEFAULT_HOLD_TTL_MS } from "./types.ts";

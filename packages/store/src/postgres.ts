@@ -9,6 +9,7 @@
 
 import { SwitchboardError } from "@switchboard/core";
 import pg from "pg";
+import { type ExitStorage, insertUsageBeforeExit } from "./exit-writer.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
 import {
   ADD_HOLD_TO_TOTAL_ON_CONFLICT,
@@ -26,7 +27,12 @@ import {
 import type { NormalizedAllowanceReserve, NormalizedReserve, Row, UsageValues } from "./shared.ts";
 import { bucketOf, HOLD_BUCKET_MS, storageError, toBigint } from "./shared.ts";
 import { type ClosingStatus, SqlStore } from "./sql-store.ts";
-import type { OpenStoreOptions, ReserveAgainstCapsResult, ReserveAllowanceResult } from "./types.ts";
+import type {
+  OpenStoreOptions,
+  ReserveAgainstCapsResult,
+  ReserveAllowanceResult,
+  UsageRecordInput,
+} from "./types.ts";
 
 /** First key of the two-part advisory locks, so ours never collide with an application's own. */
 const LOCK_MIGRATIONS = 0x53570001;
@@ -196,7 +202,11 @@ export async function openPostgresStore(url: string, options: OpenStoreOptions =
   });
   // An idle client losing its server connection emits on the pool; without a listener that crashes the process.
   pool.on("error", () => {});
-  const store = new PostgresStore(pool, options.clock ?? Date.now, describeServer(url), settings);
+  const { clock, ...plainOptions } = options;
+  const store = new PostgresStore(pool, clock ?? Date.now, describeServer(url), settings, {
+    url,
+    options: plainOptions,
+  });
   try {
     await store.migrate(settings.schema);
   } catch (error) {
@@ -282,14 +292,23 @@ export class PostgresStore extends SqlStore {
   readonly #clock: () => number;
   readonly #server: string;
   readonly #settings: ConnectionSettings;
+  /** How this store was opened, for the child process that writes at exit. */
+  readonly #opened: ExitStorage;
   #closed = false;
 
-  constructor(pool: pg.Pool, clock: () => number, server: string, settings: ConnectionSettings) {
+  constructor(
+    pool: pg.Pool,
+    clock: () => number,
+    server: string,
+    settings: ConnectionSettings,
+    opened: ExitStorage,
+  ) {
     super();
     this.#pool = pool;
     this.#clock = clock;
     this.#server = server;
     this.#settings = settings;
+    this.#opened = opened;
   }
 
   protected now(): number {
@@ -447,6 +466,15 @@ export class PostgresStore extends SqlStore {
   }
 
   // --- usage log -----------------------------------------------------------------------------------
+
+  /** At the end of a process nothing asynchronous runs: a child process writes the rows, awaited synchronously. */
+  insertUsageSync(rows: readonly UsageRecordInput[]): void {
+    try {
+      insertUsageBeforeExit(this.#opened, rows);
+    } catch (error) {
+      throw storageError("postgres", "insertUsageSync", error);
+    }
+  }
 
   protected insertUsageRows(rows: readonly UsageValues[]): Promise<number> {
     // Column-major arrays: one array parameter per column, so the batch is one statement.

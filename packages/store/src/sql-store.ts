@@ -83,6 +83,7 @@ export abstract class SqlStore implements Store {
 
   abstract close(): Promise<void>;
   abstract expireHolds(): Promise<number>;
+  abstract insertUsageSync(rows: readonly UsageRecordInput[]): void;
   /** Runs INSERT_SECRET_VERSION_SQL with writers of the same name serialised; the new version. */
   protected abstract insertSecretVersion(name: string, params: readonly unknown[]): Promise<number>;
   /** Inserts validated rows (values in USAGE_COLUMNS order) as one batch; how many were new. */

@@ -251,8 +251,9 @@ export class SqliteStore extends SqlStore {
   }
 
   /** Writes on this thread before returning: what an exit handler can still do. */
-  readonly insertUsageSync = (rows: readonly UsageRecordInput[]): number =>
+  insertUsageSync(rows: readonly UsageRecordInput[]): void {
     this.#sync("insertUsage", () => this.#insertUsageNow(rows.map(usageParams)));
+  }
 
   #insertUsageNow(rows: readonly UsageValues[]): number {
     if (rows.length === 0) return 0;

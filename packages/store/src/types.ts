@@ -313,10 +313,12 @@ export interface Store {
   /** One statement/transaction for the whole batch; ids already stored are skipped (safe retries). */
   insertUsage(rows: readonly UsageRecordInput[]): Promise<number>;
   /**
-   * Present only where rows can be written synchronously (SQLite): writes them before returning,
-   * so a `process.on("exit")` handler can still store them. Ids already stored are skipped.
+   * Writes the rows before returning, so a `process.on("exit")` handler can still store them; ids
+   * already stored are skipped. SQLite writes in this thread; PostgreSQL, whose driver is
+   * asynchronous, through a short-lived child process (a few hundred ms: for the end of a process
+   * only). Throws a STORAGE_ERROR when it could not.
    */
-  insertUsageSync?: (rows: readonly UsageRecordInput[]) => number;
+  insertUsageSync(rows: readonly UsageRecordInput[]): void;
   /** Newest first. */
   listUsage(query?: UsageQuery): Promise<UsageRecord[]>;
   /** Most responses first; by `day` or `hour`, oldest period first. */

@@ -5,7 +5,6 @@
  * `close()` reject, saying how many rows were not written.
  */
 import { writeSync } from "node:fs";
-import { inspect } from "node:util";
 import {
   describeError,
   isSwitchboardError,
@@ -13,13 +12,14 @@ import {
   SwitchboardError,
   scrubSecrets,
 } from "@switchboard/core";
-import type { Store, UsageRecordInput, UsageStatus } from "@switchboard/store";
+import type { ExitStorage, Store, UsageRecordInput, UsageStatus } from "@switchboard/store";
+import { insertUsageBeforeExit } from "@switchboard/store/exit-writer";
 import type { PriceBook } from "../accounting/pricing.ts";
 import type { HubConfig } from "../config.ts";
 import type { PromptContextArgs, SwitchboardPlugin } from "../hooks.ts";
 
 const DAY_MS = 24 * 3_600_000;
-/** How long a signal or a crash waits for rows to reach an asynchronous store before the process ends. */
+/** How long a signal waits for rows to reach an asynchronous store before the process ends. */
 const FLUSH_BEFORE_EXIT_MS = 10_000;
 
 function rowsText(count: number): string {
@@ -29,6 +29,8 @@ function rowsText(count: number): string {
 /** Collects rows and writes them in one statement per batch; at most one write in flight. */
 export class UsageWriter {
   readonly #store: () => Promise<Store>;
+  /** Where the storage is, for a write at exit before it was ever opened. */
+  readonly #exitStorage: (() => ExitStorage | undefined) | undefined;
   readonly #maxBatch: number;
   readonly #flushIntervalMs: number;
   readonly #retentionDays: number | undefined;
@@ -46,9 +48,15 @@ export class UsageWriter {
 
   constructor(
     store: () => Promise<Store>,
-    options: { maxBatch?: number; flushIntervalMs?: number; retentionDays?: number | undefined } = {},
+    options: {
+      maxBatch?: number;
+      flushIntervalMs?: number;
+      retentionDays?: number | undefined;
+      exitStorage?: (() => ExitStorage | undefined) | undefined;
+    } = {},
   ) {
     this.#store = store;
+    this.#exitStorage = options.exitStorage;
     this.#maxBatch = options.maxBatch ?? 500;
     this.#flushIntervalMs = options.flushIntervalMs ?? 100;
     this.#retentionDays = options.retentionDays;
@@ -66,7 +74,6 @@ export class UsageWriter {
     this.#opening ??= this.#store().then(
       (store) => {
         this.#opened = store;
-        exitGuard.refresh();
       },
       () => {
         this.#opening = undefined;
@@ -96,27 +103,31 @@ export class UsageWriter {
   }
 
   /**
-   * At process exit: writes every pending row synchronously when the store can (SQLite). Returns
-   * how many rows could not be written (those when it cannot).
+   * At process exit: writes every pending row before returning — in this thread on SQLite, else
+   * through a short-lived child process (PostgreSQL, or storage not opened yet). Returns how many
+   * rows could not be written.
    */
   writeAtExit(): number {
     const rows = [...this.#inflight, ...this.#queue];
     if (rows.length === 0) return 0;
-    const insertNow = this.#opened?.insertUsageSync;
-    if (insertNow === undefined) return rows.length;
     try {
-      insertNow(rows);
-      this.#queue = [];
-      this.#inflight = [];
-      return 0;
+      if (this.#opened) this.#opened.insertUsageSync(rows);
+      else {
+        const storage = this.#exitStorage?.();
+        if (storage === undefined) return rows.length;
+        insertUsageBeforeExit(storage, rows);
+      }
     } catch {
       return rows.length;
     }
+    this.#queue = [];
+    this.#inflight = [];
+    return 0;
   }
 
-  /** Whether `writeAtExit` can write (the store writes synchronously), so no asynchronous flush is needed. */
-  get writesAtExit(): boolean {
-    return this.#opened?.insertUsageSync !== undefined;
+  /** Whether the open store writes synchronously in this thread (SQLite), so a signal need not await anything. */
+  get writesInThread(): boolean {
+    return this.#opened?.kind === "sqlite";
   }
 
   /** Whether the last write failed (rows wait for a retry). */
@@ -180,42 +191,25 @@ export class UsageWriter {
 
 /**
  * Watches the process while any writer has rows waiting, so they are stored however it ends:
- * - `process.exit()` and uncaught exceptions: the `exit` event writes them synchronously (SQLite);
- * - SIGTERM and SIGINT: written (synchronously, or awaited for an asynchronous store, bounded),
- *   then the signal is raised again, so the process ends as it would have — unless the
- *   application listens to that signal itself, which then decides;
- * - an uncaught exception with an asynchronous store (PostgreSQL): awaited, then the error is
- *   printed and the process exits with 1, as Node would — unless the application handles those;
+ * - `process.exit()` and uncaught exceptions: the `exit` event writes them before the process
+ *   ends (in-thread on SQLite; through a short-lived child process for PostgreSQL or storage not
+ *   opened yet), leaving Node's own exit and crash behaviour untouched;
+ * - SIGTERM and SIGINT: written (in-thread, or awaited on an asynchronous store, bounded, then by
+ *   the child process), then the signal is raised again, so the process ends as it would have —
+ *   unless the application listens to that signal itself, which then decides;
  * - an emptied event loop (`beforeExit`): flushed.
- * With nothing waiting, no listener is installed and the process behaves as if we were not here.
- * What cannot be saved: `process.exit()` with an asynchronous store (nothing asynchronous runs at
- * `exit`), and SIGKILL. Those print how many rows were lost.
+ * With nothing waiting, no listener is installed. Only SIGKILL (or a write that fails) loses rows,
+ * and a write that fails says how many on stderr.
  */
 class ExitGuard {
   readonly #writers = new Set<UsageWriter>();
   #installed = false;
-  #crashListener = false;
   #exiting = false;
 
   watch(writer: UsageWriter): void {
     if (this.#writers.has(writer)) return;
     this.#writers.add(writer);
     if (!this.#installed) this.#install();
-    this.refresh();
-  }
-
-  /**
-   * Crashes need an `uncaughtException` listener only while some writer's store cannot write at
-   * `exit` (or is still opening); otherwise the `exit` event is enough and Node's own crash
-   * behaviour stays untouched.
-   */
-  refresh(): void {
-    let needed = false;
-    for (const writer of this.#writers) if (!writer.writesAtExit) needed = true;
-    if (needed === this.#crashListener || !this.#installed) return;
-    this.#crashListener = needed;
-    if (needed) process.on("uncaughtException", this.#onUncaught);
-    else process.off("uncaughtException", this.#onUncaught);
   }
 
   /** A writer stored everything it had. */
@@ -232,12 +226,7 @@ class ExitGuard {
   readonly #onExit = (): void => {
     let lost = 0;
     for (const writer of this.#writers) lost += writer.writeAtExit();
-    if (lost > 0) {
-      reportLost(
-        lost,
-        "the process exited before they reached storage that cannot be written synchronously; await hub.close() before exiting",
-      );
-    }
+    if (lost > 0) reportLost(lost, "the storage could not be written before the process exited");
   };
 
   /** One more try for a writer whose last write failed happens at `exit`: no retry loop here. */
@@ -257,22 +246,11 @@ class ExitGuard {
     });
   };
 
-  readonly #onUncaught = (error: unknown): void => {
-    const alone = process.listenerCount("uncaughtException") === 1;
-    if (alone) writeSync(2, `${inspect(error)}\n`);
-    this.#exiting = true;
-    void this.#saveAll().finally(() => {
-      this.#exiting = false;
-      if (alone) process.exit(1);
-      if (this.#writers.size === 0) this.#uninstall();
-    });
-  };
-
-  /** Writes synchronously where possible, awaits (bounded) the rest, and says what could not be saved. */
+  /** In-thread where the store allows; else awaited (bounded), then whatever is left synchronously. */
   async #saveAll(): Promise<void> {
     const waiting: Promise<void>[] = [];
     for (const writer of this.#writers) {
-      if (writer.writesAtExit) writer.writeAtExit();
+      if (writer.writesInThread) writer.writeAtExit();
       else waiting.push(writer.flush().catch(() => {}));
     }
     if (waiting.length > 0) {
@@ -286,7 +264,7 @@ class ExitGuard {
       clearTimeout(timer);
     }
     let lost = 0;
-    for (const writer of this.#writers) lost += writer.pending;
+    for (const writer of this.#writers) lost += writer.writeAtExit();
     if (lost > 0) reportLost(lost, "the storage could not be written before the process ended");
   }
 
@@ -301,12 +279,10 @@ class ExitGuard {
   #uninstall(): void {
     if (!this.#installed) return;
     this.#installed = false;
-    this.#crashListener = false;
     process.off("exit", this.#onExit);
     process.off("beforeExit", this.#onBeforeExit);
     process.off("SIGTERM", this.#onSignal);
     process.off("SIGINT", this.#onSignal);
-    process.off("uncaughtException", this.#onUncaught);
   }
 }
 
@@ -372,12 +348,17 @@ export function usageLogPlugin(options: {
   config: HubConfig;
   prices: PriceBook;
   store: () => Promise<Store>;
+  /** Where the storage is (undefined for a Store object handed in), for rows written at exit before it opened. */
+  storage?: () => ExitStorage | undefined;
 }): SwitchboardPlugin & {
   writer: UsageWriter;
 } {
   const settings = options.config.usage;
   const logPrompts = settings?.log_prompts ?? false;
-  const writer = new UsageWriter(options.store, { retentionDays: settings?.retention_days });
+  const writer = new UsageWriter(options.store, {
+    retentionDays: settings?.retention_days,
+    exitStorage: options.storage,
+  });
   return {
     name: "usage-log",
     writer,
