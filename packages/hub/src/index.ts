@@ -1,11 +1,4 @@
 export type { Accountant, Reservation } from "./accounting/accountants.ts";
-export {
-  allowanceAccountant,
-  limitKey,
-  limitsAccountant,
-  windowReset,
-  windowStart,
-} from "./accounting/accountants.ts";
 export type { Price } from "./accounting/pricing.ts";
 export {
   DEFAULT_PRICES,
@@ -46,8 +39,21 @@ export type {
 export { OVERRIDE_FIELDS, PurposeOverrides, validateOverride } from "./overrides.ts";
 export type { PermissionAction } from "./permissions.ts";
 export { PERMISSION_ACTIONS, Permissions, ROOT_ACTOR } from "./permissions.ts";
-export { UsageWriter } from "./plugins/usage-log.ts";
 export type { PurposeDetail, PurposeModel, SourcedValue, ValueSource } from "./purpose-details.ts";
+export type {
+  AllowanceStatus,
+  LimitStatus,
+  LimitWindow,
+  LogEntry,
+  LogPage,
+  LogQuery,
+  UsageGroup,
+  UsageGrouping,
+  UsageReport,
+  UsageReportQuery,
+  UsageTotals,
+} from "./reports.ts";
+export { Reports, reportJson } from "./reports.ts";
 export type { SecretListing, SecretsOptions } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
 export type {

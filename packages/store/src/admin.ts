@@ -5,8 +5,8 @@
  */
 
 import { SwitchboardError } from "@switchboard/core";
+import type { Dialect } from "./queries.ts";
 import { clampLimit, type Row, requireText, toMs } from "./shared.ts";
-import type { StoreKind } from "./types.ts";
 import { DAY_MS, HOUR_MS, ROLLUPS, type Rollup, type RollupKey } from "./usage-rollups.ts";
 
 export type AuditTargetType = "purpose" | "secret" | "token" | "allowance";
@@ -138,7 +138,8 @@ export interface Statement {
 
 /** How a backend runs the admin statements. */
 export interface AdminSql {
-  readonly kind: StoreKind;
+  /** The backend's spellings (byte-wise ordering, its kind). */
+  readonly dialect: Dialect;
   all(operation: string, statement: Statement): Promise<Row[]>;
   /** Runs the statements in order in one transaction. */
   transaction(operation: string, statements: readonly Statement[]): Promise<void>;
@@ -251,7 +252,7 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
 
   /** Text compared byte by byte on both backends, so keyset pages agree with the order. */
   #bytewise(column: string): string {
-    return this.#sql.kind === "postgres" ? `${column} COLLATE "C"` : column;
+    return this.#sql.dialect.bytewise(column);
   }
 
   insertAuditEntry(entry: StoredAuditEntry): Promise<void> {
@@ -312,7 +313,7 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
       auditInsert(change.audit),
     ];
     // Delivered on commit, to every instance listening on this schema's channel.
-    if (this.#sql.kind === "postgres") {
+    if (this.#sql.dialect.kind === "postgres") {
       statements.push({ sql: "SELECT pg_notify($1, $2)", params: [this.#channel, purpose] });
     }
     return this.#sql.transaction("writePurposeOverride", statements);
