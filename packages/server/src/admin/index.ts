@@ -16,6 +16,8 @@ import { secureHeaders } from "hono/secure-headers";
 import type { AdminDeps, GatewayTokens } from "./guard.ts";
 import { registerAudit } from "./pages/audit.ts";
 import { forbiddenPage, homePage, loginPage, problemPage } from "./pages/home.ts";
+import { registerLimits } from "./pages/limits.ts";
+import { registerLog } from "./pages/log.ts";
 import { registerModels } from "./pages/models.ts";
 import { registerPlayground } from "./pages/playground.ts";
 import { registerPurposes } from "./pages/purposes.ts";
@@ -142,6 +144,8 @@ export function adminRoutes(options: AdminOptions): Hono {
   registerPurposes(admin, deps);
   registerModels(admin, deps);
   registerUsage(admin, deps);
+  registerLog(admin, deps);
+  registerLimits(admin, deps);
   registerPlayground(admin, deps);
   registerTokens(admin, deps);
   registerSecrets(admin, deps);

@@ -49,6 +49,11 @@ describe.skipIf(skip)("admin UI in Chromium", () => {
       {
         ...ADMIN_CONFIG,
         providers: { upstream: { type: "openai", base_url: upstream.url, models: ["streaming-model"] } },
+        accounting: { pricing: { "streaming-model": { input: 3, output: 15 } } },
+        limits: {
+          daily: { scope: "instance", window: "calendar-day", amount_usd: 5 },
+          "per-actor": { scope: "actor", window: "rolling-7d", amount_usd: 1, purpose: "summaries" },
+        },
       },
       { SWITCHBOARD_SECRETS_KEY: "cd".repeat(32) },
     );
@@ -123,6 +128,18 @@ describe.skipIf(skip)("admin UI in Chromium", () => {
     await shot("playground");
   });
 
+  it("finds the prompt's row in the log", async () => {
+    const usageId = ((await page.locator("#pg-stat-log a").textContent()) ?? "").trim();
+    assert.match(usageId, /^resp_/);
+    await admin.hub.flush();
+    await page.locator("#pg-stat-log a").click();
+    await page.waitForURL(/\/-\/log\?actor=root/);
+    const row = page.locator(`tr[id="${usageId}"]`);
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? "", /streaming-model[\s\S]*ok/);
+    await shot("log");
+  });
+
   it("shows the prompt's usage in the chart", async () => {
     await admin.hub.flush();
     await open("/-/usage?range=24h");
@@ -165,7 +182,7 @@ describe.skipIf(skip)("admin UI in Chromium", () => {
   });
 
   it("renders the remaining pages", async () => {
-    for (const name of ["models", "audit"]) {
+    for (const name of ["models", "limits", "audit"]) {
       await open(`/-/${name}`);
       assert.ok(!(await page.content()).includes(SECRET_VALUE));
       await shot(name);

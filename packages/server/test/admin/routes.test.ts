@@ -18,6 +18,8 @@ const PAGES: { path: string; viewer: boolean }[] = [
   { path: "/-/usage", viewer: true },
   { path: "/-/usage.json", viewer: true },
   { path: "/-/usage.csv", viewer: true },
+  { path: "/-/log", viewer: true },
+  { path: "/-/limits", viewer: true },
   { path: "/-/playground", viewer: true },
   { path: "/-/tokens", viewer: false },
   { path: "/-/secrets", viewer: false },
@@ -31,6 +33,7 @@ const POSTS: { path: string; fields: Record<string, string>; viewer: boolean }[]
   { path: "/-/secrets", fields: { name: "POSTED_KEY", value: "posted-value" }, viewer: false },
   { path: "/-/tokens", fields: { name: "posted-token", actor: "ci" }, viewer: false },
   { path: "/-/tokens/posted-token/revoke", fields: {}, viewer: false },
+  { path: "/-/limits/top-up", fields: { actor: "posted-actor", amount: "1.5" }, viewer: false },
 ];
 
 describe("admin routes", () => {
@@ -268,6 +271,89 @@ describe("admin routes", () => {
         body: new URLSearchParams({ purpose: "summaries", model: "no-such-model", prompt: "hi" }),
       });
       expect(await response.text()).toMatch(/event: error\ndata: \{"code":"UNKNOWN_MODEL"/);
+    });
+  });
+
+  describe("log", () => {
+    it("lists responses newest first with chains grouped, and shows text only to view-prompts", async () => {
+      const store = await admin.hub.store();
+      const now = Date.now();
+      const base = {
+        modelRequested: "echo",
+        modelAnswered: "echo",
+        purpose: "extract",
+        actorId: "log-actor",
+        status: "ok" as const,
+      };
+      await store.insertUsage([
+        { ...base, id: "log-single", createdAt: now - 3_000, prompt: "secret plans", response: "noted" },
+        {
+          ...base,
+          id: "log-step-1",
+          createdAt: now - 2_000,
+          chainId: "chain-log",
+          toolCalls: '[{"name":"lookup"}]',
+        },
+        { ...base, id: "log-step-2", createdAt: now - 1_000, chainId: "chain-log", modelAnswered: "markov" },
+      ]);
+      const asRoot = await (await admin.get("/-/log?actor=log-actor", root)).text();
+      expect(asRoot.indexOf("chain-log")).toBeLessThan(asRoot.indexOf("log-single"));
+      expect(asRoot).toMatch(/chain <code>chain-log<\/code>: 2 responses/);
+      expect(asRoot.indexOf('id="log-step-1"')).toBeLessThan(asRoot.indexOf('id="log-step-2"'));
+      expect(asRoot).toMatch(/<code>echo<\/code> → <code>markov<\/code>/);
+      expect(asRoot).toContain("secret plans");
+      const asViewer = await (await admin.get("/-/log?actor=log-actor", viewer)).text();
+      expect(asViewer).toContain("log-single");
+      expect(asViewer).not.toContain("secret plans");
+      expect(asViewer).toContain("text hidden (needs view-prompts)");
+    });
+
+    it("pages with an opaque cursor, neither skipping nor repeating", async () => {
+      const store = await admin.hub.store();
+      const now = Date.now() - 60_000;
+      await store.insertUsage(
+        Array.from({ length: 60 }, (_, index) => ({
+          id: `page-${String(index).padStart(2, "0")}`,
+          createdAt: now + index,
+          modelRequested: "echo",
+          modelAnswered: "echo",
+          actorId: "pager",
+          status: "ok" as const,
+        })),
+      );
+      const first = await (await admin.get("/-/log?actor=pager", root)).text();
+      const next = /href="(\/-\/log\?[^"]*next=[^"]+)"/.exec(first)?.[1]?.replace(/&amp;/g, "&") ?? "";
+      const second = await (await admin.get(next, root)).text();
+      const ids = (html: string) => [...html.matchAll(/id="(page-\d\d)"/g)].map((match) => match[1]);
+      expect(ids(first)).toHaveLength(50);
+      expect(ids(first)[0]).toBe("page-59");
+      expect([...ids(first), ...ids(second)]).toEqual(
+        Array.from({ length: 60 }, (_, index) => `page-${String(59 - index).padStart(2, "0")}`),
+      );
+      expect(second).not.toContain('rel="next"');
+    });
+  });
+
+  describe("limits", () => {
+    it("tops up an allowance, audited, and shows it", async () => {
+      const response = await admin.post("/-/limits/top-up", root, {
+        actor: "budget-actor",
+        amount: "2.5",
+        note: "pilot",
+      });
+      expect(response.status).toBe(303);
+      expect((await admin.hub.reports.allowance("budget-actor"))?.balance).toBe(250_000_000_000n);
+      const [entry] = await admin.hub.audit.list({ targetType: "allowance", target: "budget-actor" });
+      expect(entry).toMatchObject({
+        actor: "root",
+        action: "allowance.top-up",
+        after: { balance: "$2.50", note: "pilot" },
+      });
+      const page = await (await admin.get("/-/limits?actor=budget-actor", viewer)).text();
+      expect(page).toMatch(/budget-actor<\/td>\s*<td class="num">\$2\.50/);
+      expect(page).not.toContain('action="/-/limits/top-up"');
+      const refused = await admin.post("/-/limits/top-up", root, { actor: "budget-actor", amount: "zero" });
+      expect(refused.status).toBe(400);
     });
   });
 

@@ -143,7 +143,8 @@ export function registerPlayground(admin: Hono, { hub }: AdminDeps): void {
           cost: cost === undefined ? null : formatUsd(cost),
           costUsd: cost === undefined ? null : nanocentsToUsd(cost),
           usageId: response.id,
-          logUrl: `/-/log/${encodeURIComponent(response.id)}`,
+          // Its row is the newest of this actor's, on the log's first page.
+          logUrl: `/-/log?actor=${encodeURIComponent(viewer.actor)}#${encodeURIComponent(response.id)}`,
         });
       } catch (error) {
         const known = isSwitchboardError(error);
