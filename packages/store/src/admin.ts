@@ -84,6 +84,11 @@ export interface UsageSeriesQuery {
   actorId?: string | undefined;
   /** With `by`: only these purposes, models or actors (null: responses without one). */
   keys?: readonly (string | null)[] | undefined;
+  /**
+   * With `by`: only the keys with the largest cost over the range (then most responses) get rows
+   * of their own; every other key is summed into rows marked `other`.
+   */
+  top?: number | undefined;
 }
 
 export interface UsageSeriesRow {
@@ -96,6 +101,8 @@ export interface UsageSeriesRow {
   outputTokens: number;
   cachedTokens: number;
   costNanocents: bigint;
+  /** The sum of the keys outside `top` (its `key` is then null). */
+  other: boolean;
 }
 
 /** The purposes, models and actors with usage in a range (for filter choices). */
@@ -238,6 +245,56 @@ function rollupFor(bucketMs: number, keys: ReadonlySet<RollupKey>): Rollup | und
   );
   // Coarser periods first: fewer rows to add up.
   return fitting.sort((a, b) => b.periodMs - a.periodMs)[0];
+}
+
+/** Oldest first; within a bucket by key in code-unit order (the same on both backends), "other" last. */
+function sortSeries(rows: UsageSeriesRow[]): UsageSeriesRow[] {
+  return rows.sort((a, b) => {
+    const byTime = a.bucketStart.getTime() - b.bucketStart.getTime();
+    if (byTime !== 0) return byTime;
+    if (a.other !== b.other) return a.other ? 1 : -1;
+    const left = a.key ?? "";
+    const right = b.key ?? "";
+    return left < right ? -1 : left > right ? 1 : 0;
+  });
+}
+
+/** Keys by their cost over all buckets, then by responses, largest first. */
+function rankKeys(rows: readonly UsageSeriesRow[]): (string | null)[] {
+  const totals = new Map<string | null, { cost: bigint; responses: number }>();
+  for (const row of rows) {
+    const total = totals.get(row.key) ?? { cost: 0n, responses: 0 };
+    total.cost += row.costNanocents;
+    total.responses += row.responses;
+    totals.set(row.key, total);
+  }
+  return [...totals.entries()]
+    .sort(([, a], [, b]) => (a.cost === b.cost ? b.responses - a.responses : a.cost < b.cost ? 1 : -1))
+    .map(([key]) => key);
+}
+
+/** Rows of the chosen keys as they are; all others summed per bucket into "other" rows. */
+function foldOthers(rows: readonly UsageSeriesRow[], chosen: ReadonlySet<string | null>): UsageSeriesRow[] {
+  const kept: UsageSeriesRow[] = [];
+  const others = new Map<number, UsageSeriesRow>();
+  for (const row of rows) {
+    if (chosen.has(row.key)) {
+      kept.push(row);
+      continue;
+    }
+    const at = row.bucketStart.getTime();
+    const other = others.get(at);
+    if (!other) others.set(at, { ...row, key: null, other: true });
+    else {
+      other.responses += row.responses;
+      other.errors += row.errors;
+      other.inputTokens += row.inputTokens;
+      other.outputTokens += row.outputTokens;
+      other.cachedTokens += row.cachedTokens;
+      other.costNanocents += row.costNanocents;
+    }
+  }
+  return sortSeries([...kept, ...others.values()]);
 }
 
 /** The admin statements over one backend. */
@@ -397,6 +454,46 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
    * summed from the usage log through its indexes. `since`/`until` widen to whole periods.
    */
   async usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]> {
+    const { top, ...plain } = query;
+    if (top === undefined || query.by === undefined) return this.#series(plain);
+    if (!Number.isInteger(top) || top < 1) {
+      throw new SwitchboardError(
+        "INVALID_INPUT",
+        `Usage top must be a whole number of 1 or more (got ${top}).`,
+      );
+    }
+    const size = query.bucket === "day" ? DAY_MS : HOUR_MS;
+    const keys = keysOf(query);
+    // One read when a rollup holds the whole answer, or when nothing faster can rank the keys.
+    if (rollupFor(size, keys) !== undefined || rollupFor(DAY_MS, keys) === undefined) {
+      const rows = await this.#series(plain);
+      return foldOthers(rows, new Set(rankKeys(rows).slice(0, top)));
+    }
+    // Otherwise (actors per hour): rank on a daily rollup, read the buckets of the top keys only
+    // (through the log's index), and take "other" as the totals less those.
+    const ranked = rankKeys(await this.#series({ ...plain, bucket: "day" }));
+    const chosen = ranked.slice(0, top);
+    const [topRows, totals] = await Promise.all([
+      chosen.length > 0 ? this.#series({ ...plain, keys: chosen }) : Promise.resolve([]),
+      ranked.length > top ? this.#series({ ...plain, by: undefined, keys: undefined }) : Promise.resolve([]),
+    ]);
+    if (ranked.length <= top) return topRows;
+    const others = new Map<number, UsageSeriesRow>();
+    for (const row of totals) others.set(row.bucketStart.getTime(), { ...row, key: null, other: true });
+    for (const row of topRows) {
+      const other = others.get(row.bucketStart.getTime());
+      if (!other) continue;
+      other.responses -= row.responses;
+      other.errors -= row.errors;
+      other.inputTokens -= row.inputTokens;
+      other.outputTokens -= row.outputTokens;
+      other.cachedTokens -= row.cachedTokens;
+      other.costNanocents -= row.costNanocents;
+    }
+    return sortSeries([...topRows, ...[...others.values()].filter((row) => row.responses > 0)]);
+  }
+
+  async #series(query: Omit<UsageSeriesQuery, "top">): Promise<UsageSeriesRow[]> {
     if (query.by !== undefined && !(query.by in SERIES_KEY)) {
       throw new SwitchboardError(
         "INVALID_INPUT",
@@ -467,15 +564,9 @@ export class AdminQueries implements Omit<AdminStore, "watchPurposeOverrides"> {
       outputTokens: Number(row.output_tokens),
       cachedTokens: Number(row.cached_tokens),
       costNanocents: BigInt(String(row.cost)),
+      other: false,
     }));
-    // Oldest first; within a bucket by key, in code-unit order (the same on both backends).
-    return mapped.sort((a, b) => {
-      const byTime = a.bucketStart.getTime() - b.bucketStart.getTime();
-      if (byTime !== 0) return byTime;
-      const left = a.key ?? "";
-      const right = b.key ?? "";
-      return left < right ? -1 : left > right ? 1 : 0;
-    });
+    return sortSeries(mapped);
   }
 
   /** From the daily rollups, so whole UTC days around `since` and `until`. */

@@ -164,6 +164,40 @@ describe.each(storeBackends())("admin storage on $name", (backend: StoreBackend)
   );
 
   it.skipIf(backend.skip)(
+    "keeps the top keys apart and folds the rest into other, bucket by bucket",
+    async () => {
+      const store = await backend.open();
+      const start = T0 + 20 * 86_400_000;
+      const rows = Array.from({ length: 60 }, (_, index) =>
+        usageRow(index, start + index * 31 * 60_000, {
+          id: `top${index}`,
+          costNanocents: BigInt(1000 * (index % 4)),
+        }),
+      );
+      await store.insertUsage(rows);
+      const range = { since: new Date(start), until: new Date(start + 2 * 86_400_000) };
+      // Through a rollup (days by actor), and ranked on one then read from the log (hours by actor).
+      for (const bucket of ["day", "hour"] as const) {
+        const series = await store.usageSeries({ ...range, bucket, by: "actor", top: 2 });
+        expect([...new Set(series.filter((row) => !row.other).map((row) => row.key))].sort()).toEqual([
+          "actor2",
+          "actor3",
+        ]);
+        const plain = await store.usageSeries({ ...range, bucket });
+        const sum = (list: typeof series) => list.reduce((total, row) => total + row.outputTokens, 0);
+        expect(sum(series)).toBe(sum(plain));
+        const others = series.filter((row) => row.other);
+        expect(sum(others)).toBe(
+          rows
+            .filter((row) => ["actor0", "actor1"].includes(row.actorId ?? ""))
+            .reduce((t, r) => t + (r.outputTokens ?? 0), 0),
+        );
+        expect(others.every((row) => row.key === null)).toBe(true);
+      }
+    },
+  );
+
+  it.skipIf(backend.skip)(
     "pages the audit log newest first without skipping entries of one millisecond",
     async () => {
       const store = await backend.open();

@@ -389,7 +389,7 @@ describe("admin routes", () => {
         "split-actor-4",
         "split-actor-3",
         "split-actor-2",
-        "other",
+        "(others)",
       ]);
       const perBucket = report.buckets.map((_, at) =>
         report.series.reduce((sum, entry) => sum + (entry.perBucket[at]?.outputTokens ?? 0), 0),
@@ -398,7 +398,7 @@ describe("admin routes", () => {
       expect(report.series.reduce((sum, entry) => sum + entry.totals.outputTokens, 0)).toBe(
         report.totals.outputTokens,
       );
-      // "other" is actors 0 and 1, ten responses each, and whatever else the summaries purpose has.
+      // "(others)" is actors 0 and 1, ten responses each, and whatever else the summaries purpose has.
       const other = report.series.at(-1)?.totals.outputTokens ?? 0;
       expect(other).toBeGreaterThanOrEqual(10 * 10 + 10 * 11);
     });

@@ -15,6 +15,7 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 /** Series shown in the chart; the rest are summed as "other". */
 const TOP_SERIES = 6;
+const OTHER = "(others)";
 
 export const RANGES: Record<string, number> = {
   "24h": DAY_MS,
@@ -73,15 +74,6 @@ function add(into: Totals, row: Totals): void {
   into.costNanocents += row.costNanocents;
 }
 
-function subtract(from: Totals, part: Totals): void {
-  from.responses -= part.responses;
-  from.errors -= part.errors;
-  from.inputTokens -= part.inputTokens;
-  from.outputTokens -= part.outputTokens;
-  from.cachedTokens -= part.cachedTokens;
-  from.costNanocents -= part.costNanocents;
-}
-
 export function usageFilters(get: (name: string) => string | undefined): UsageFilters {
   const range = get("range") && RANGES[get("range") as string] ? (get("range") as string) : "7d";
   const by = GROUPINGS.includes(get("by") as Grouping) ? (get("by") as Grouping) : "purpose";
@@ -123,75 +115,38 @@ export async function usageReport(
     ...(filters.model ? { model: filters.model } : {}),
     ...(filters.actor ? { actorId: filters.actor } : {}),
   };
-  // Three small reads instead of every (bucket, key) pair, which with many actors is nearly a
-  // row per response: daily sums to rank the keys, the buckets of the top keys, and the totals.
-  const [daily, overall, choices] = await Promise.all([
-    store.usageSeries({ ...filter, bucket: "day", by: filters.by }),
-    store.usageSeries({ ...filter, bucket: filters.bucket }),
+  // The store ranks the keys and folds all but the top ones into "other", reading rollups where
+  // it can (with many actors, every (bucket, actor) pair would be nearly a row per response).
+  const [rows, choices] = await Promise.all([
+    store.usageSeries({ ...filter, bucket: filters.bucket, by: filters.by, top: TOP_SERIES }),
     store.usageKeys({ since, until }),
   ]);
-  const ranking = new Map<string | null, Totals>();
-  for (const row of daily) {
-    let totals = ranking.get(row.key);
-    if (!totals) {
-      totals = zero();
-      ranking.set(row.key, totals);
-    }
-    add(totals, row);
-  }
-  const ranked = [...ranking.entries()].sort(([, a], [, b]) =>
-    b.costNanocents === a.costNanocents
-      ? b.responses - a.responses
-      : b.costNanocents > a.costNanocents
-        ? 1
-        : -1,
-  );
-  const topKeys = ranked.slice(0, TOP_SERIES).map(([key]) => key);
-  const topRows =
-    topKeys.length > 0
-      ? await store.usageSeries({ ...filter, bucket: filters.bucket, by: filters.by, keys: topKeys })
-      : [];
-
   const buckets: Date[] = [];
   for (let at = first; at < end; at += size) buckets.push(new Date(at));
   const index = new Map(buckets.map((bucket, position) => [bucket.getTime(), position]));
-  // Only rows inside the shown buckets count, so every total is the sum of its buckets.
   const bucketTotals = buckets.map(zero);
-  for (const row of overall) {
+  const byKey = new Map<string, { key: string; totals: Totals; perBucket: Totals[] }>();
+  for (const row of rows) {
+    // Only rows inside the shown buckets count, so every total is the sum of its buckets.
     const position = index.get(row.bucketStart.getTime());
-    if (position !== undefined) add(bucketTotals[position] as Totals, row);
+    if (position === undefined) continue;
+    const key = row.other ? OTHER : keyLabel(row.key, filters.by);
+    let entry = byKey.get(key);
+    if (!entry) {
+      entry = { key, totals: zero(), perBucket: buckets.map(zero) };
+      byKey.set(key, entry);
+    }
+    add(entry.totals, row);
+    add(entry.perBucket[position] as Totals, row);
+    add(bucketTotals[position] as Totals, row);
   }
   const totals = zero();
   for (const bucketTotal of bucketTotals) add(totals, bucketTotal);
-
-  const series = topKeys.map((key) => ({
-    key: keyLabel(key, filters.by),
-    totals: zero(),
-    perBucket: buckets.map(zero),
-  }));
-  const position = new Map(topKeys.map((key, at) => [key, at]));
-  for (const row of topRows) {
-    const bucket = index.get(row.bucketStart.getTime());
-    const entry = series[position.get(row.key) ?? -1];
-    if (bucket === undefined || !entry) continue;
-    add(entry.perBucket[bucket] as Totals, row);
-    add(entry.totals, row);
-  }
-  if (ranked.length > TOP_SERIES) {
-    // Everything else: the totals less the top series, bucket by bucket.
-    const other = {
-      key: "other",
-      totals: zero(),
-      perBucket: bucketTotals.map((bucketTotal) => ({ ...bucketTotal })),
-    };
-    for (const entry of series) {
-      entry.perBucket.forEach((part, at) => {
-        subtract(other.perBucket[at] as Totals, part);
-      });
-    }
-    for (const part of other.perBucket) add(other.totals, part);
-    series.push(other);
-  }
+  const series = [...byKey.values()].sort((a, b) => {
+    if ((a.key === OTHER) !== (b.key === OTHER)) return a.key === OTHER ? 1 : -1;
+    const byCost = b.totals.costNanocents - a.totals.costNanocents;
+    return byCost === 0n ? b.totals.responses - a.totals.responses : byCost > 0n ? 1 : -1;
+  });
   return { filters, since, until, buckets, series, totals, bucketTotals, choices };
 }
 
