@@ -166,11 +166,15 @@ export class Enrichments {
   }
 
   #connection(): SqliteDatabase {
-    if (!this.#db) {
-      this.#db = openDatabase(this.#path);
-      ensureJobTables(this.#db);
-    }
+    this.#db ??= openDatabase(this.#path);
     return this.#db;
+  }
+
+  /** The connection, with the job tables created on first use. */
+  #writable(): SqliteDatabase {
+    const db = this.#connection();
+    ensureJobTables(db);
+    return db;
   }
 
   /**
@@ -179,7 +183,7 @@ export class Enrichments {
    */
   async create(spec: EnrichmentSpec, actor: Actor | undefined): Promise<EnrichmentJob> {
     await requirePermission(this.#can, "enrich", actor);
-    const db = this.#connection();
+    const db = this.#writable();
     const info = tableInfo(db, spec.table);
     const columns = info.columns.map((column) => column.name);
     const outputColumn = spec.outputColumn.trim();
@@ -263,7 +267,7 @@ export class Enrichments {
   }
 
   async #start(jobId: number, actor: Actor | undefined, options: StartOptions): Promise<JobRun> {
-    const db = this.#connection();
+    const db = this.#writable();
     const local = activeRuns.get(runKey(this.#path, jobId));
     if (local) {
       // A run of this process that was asked to stop: wait until it has written its last rows.
@@ -415,7 +419,7 @@ export class Enrichments {
     from: readonly JobStatus[],
   ): Promise<EnrichmentJob> {
     await requirePermission(this.#can, "enrich", actor);
-    const db = this.#connection();
+    const db = this.#writable();
     const message = `${status === "paused" ? "Paused" : "Cancelled"} by ${actorLabel(actor)}`;
     const stop = db.transaction(() => {
       const job = requireJob(db, jobId);
@@ -538,33 +542,4 @@ export class Enrichments {
       );
     }
   }
-}
-
-/**
- * For a server starting up: resumes every job of the database whose run died (status `running`
- * with no live lease) or that was created and never started, with the actor that last ran it.
- */
-export async function resumeInterruptedJobs(
-  database: string,
-  options: Omit<EnrichmentsOptions, "database"> & { onProgress?: (progress: JobProgress) => void },
-): Promise<JobRun[]> {
-  const enrichments = new Enrichments({ ...options, database });
-  const runs: JobRun[] = [];
-  try {
-    for (const job of enrichments.jobs()) {
-      const interrupted = (job.status === "running" && !leaseIsLive(job)) || job.status === "pending";
-      if (!interrupted) continue;
-      const actor = job.actorId ? { id: job.actorId } : undefined;
-      try {
-        runs.push(await enrichments.start(job.id, actor, { onProgress: options.onProgress }));
-      } catch (error) {
-        process.emitWarning(
-          `Could not resume enrichment job ${job.id} of ${database}: ${describeError(error)}`,
-        );
-      }
-    }
-  } finally {
-    enrichments.close();
-  }
-  return runs;
 }

@@ -4,7 +4,7 @@
  */
 import { hostname } from "node:os";
 import { newId, SwitchboardError } from "@switchboard/core";
-import { INTERNAL_TABLE_PREFIX, type SqliteDatabase } from "../sqlite.ts";
+import { INTERNAL_TABLE_PREFIX, type SqliteDatabase, tableExists } from "../sqlite.ts";
 
 export const JOBS_TABLE = `${INTERNAL_TABLE_PREFIX}enrich_jobs`;
 export const PROGRESS_TABLE = `${INTERNAL_TABLE_PREFIX}enrich_progress`;
@@ -143,6 +143,11 @@ export function ensureJobTables(db: SqliteDatabase): void {
   db.exec(SCHEMA);
 }
 
+/** Reading needs no tables: a database where no job ever ran simply has none. */
+export function jobTablesExist(db: SqliteDatabase): boolean {
+  return tableExists(db, JOBS_TABLE);
+}
+
 export function nowIso(): string {
   return new Date().toISOString();
 }
@@ -185,6 +190,7 @@ function toJob(row: Raw): EnrichmentJob {
 }
 
 export function readJob(db: SqliteDatabase, id: number): EnrichmentJob | undefined {
+  if (!jobTablesExist(db)) return undefined;
   const row = db.prepare(`SELECT * FROM ${JOBS_TABLE} WHERE id = ?`).safeIntegers(true).get(id) as
     | Raw
     | undefined;
@@ -214,6 +220,7 @@ export function readJobCursor(db: SqliteDatabase, id: number): JobCursor {
 }
 
 export function listJobs(db: SqliteDatabase, options: { table?: string | undefined } = {}): EnrichmentJob[] {
+  if (!jobTablesExist(db)) return [];
   const rows = (
     options.table === undefined
       ? db.prepare(`SELECT * FROM ${JOBS_TABLE} ORDER BY id DESC`).safeIntegers(true).all()
@@ -230,6 +237,7 @@ export function listJobErrors(
   jobId: number,
   options: { limit?: number; offset?: number } = {},
 ): JobError[] {
+  if (!jobTablesExist(db)) return [];
   const rows = db
     .prepare(`SELECT * FROM ${ERRORS_TABLE} WHERE job_id = ? ORDER BY id LIMIT ? OFFSET ?`)
     .all(jobId, options.limit ?? 100, options.offset ?? 0) as Raw[];
@@ -247,6 +255,7 @@ export function listJobProgress(
   jobId: number,
   options: { limit?: number } = {},
 ): JobProgressRecord[] {
+  if (!jobTablesExist(db)) return [];
   const rows = db
     .prepare(`SELECT * FROM ${PROGRESS_TABLE} WHERE job_id = ? ORDER BY id DESC LIMIT ?`)
     .safeIntegers(true)
