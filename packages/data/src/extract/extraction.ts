@@ -252,10 +252,13 @@ export class Extraction {
     return tableExists(this.#connection(), EXTRACT_RUNS_TABLE);
   }
 
-  /** The models an extraction may use for this actor: allowed for `extract` and able to follow a schema. */
+  /**
+   * The models an extraction may use for this actor: allowed for `extract`, able to follow a
+   * schema, and with a key to call them.
+   */
   async models(actor: Actor | undefined): Promise<ModelListing[]> {
     const listed = await this.#hub.models({ purpose: EXTRACT_PURPOSE, actor });
-    return listed.filter((listing) => listing.capabilities.schema);
+    return listed.filter((listing) => listing.capabilities.schema && listing.hasKey);
   }
 
   /** The columns an extraction into an existing table starts from (its own key column left out). */
