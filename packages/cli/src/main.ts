@@ -3,6 +3,7 @@ import { type AttachmentInput, describeError, KeyStore, userDirectory } from "@s
 import { generateEncryptionKey, type Hub, openHub } from "@switchboard/hub";
 import { Command, CommanderError } from "commander";
 import { addAccountingCommands } from "./accounting-commands.ts";
+import { registerDataCommands } from "./data-commands.ts";
 import type { CliIO } from "./io.ts";
 import { processIO, readAll } from "./io.ts";
 
@@ -234,6 +235,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     });
 
   addAccountingCommands(program, io, (command) => hubFor(command.optsWithGlobals()));
+  registerDataCommands(program, io);
 
   secrets
     .command("get")
