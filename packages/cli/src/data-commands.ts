@@ -12,6 +12,7 @@ import {
   Enrichments,
   type ExtractInput,
   Extraction,
+  isInterrupted,
   type JobProgress,
   type JobRun,
   parseField,
@@ -89,6 +90,7 @@ function jobJson(job: EnrichmentJob): Record<string, unknown> {
     costNanocents: job.costNanocents.toString(),
     costUsd: Number(job.costNanocents) / Number(usdToNanocents(1)),
     maxCostNanocents: job.maxCostNanocents?.toString() ?? null,
+    interrupted: isInterrupted(job),
   };
 }
 
@@ -197,14 +199,14 @@ async function followJob(
   );
 }
 
-function printJobs(jobs: readonly EnrichmentJob[], io: CliIO): void {
+function printJobs(jobs: readonly EnrichmentJob[], database: string, io: CliIO): void {
   if (jobs.length === 0) {
     io.stdout.write("No enrichment jobs in this database.\n");
     return;
   }
   const rows = jobs.map((job) => [
     String(job.id),
-    job.status,
+    isInterrupted(job) ? "interrupted" : job.status,
     `${job.table}.${job.outputColumn}`,
     `${job.doneCount + job.errorCount}/${job.rowCount}`,
     String(job.errorCount),
@@ -224,7 +226,10 @@ function printJobs(jobs: readonly EnrichmentJob[], io: CliIO): void {
   io.stdout.write(line(header));
   for (const [index, row] of rows.entries()) {
     io.stdout.write(line(row));
-    const message = jobs[index]?.message;
+    const job = jobs[index] as EnrichmentJob;
+    const message = isInterrupted(job)
+      ? `Its process stopped; resume it with: switchboard jobs resume ${database} ${job.id}`
+      : job.message;
     if (message) io.stdout.write(`    ${message}\n`);
   }
 }
@@ -316,7 +321,7 @@ export function registerDataCommands(program: Command, io: CliIO): void {
         try {
           const list = enrichments.jobs();
           if (options.json) io.stdout.write(`${JSON.stringify(list.map(jobJson), null, 2)}\n`);
-          else printJobs(list, io);
+          else printJobs(list, database, io);
         } finally {
           enrichments.close();
         }

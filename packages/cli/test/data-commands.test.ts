@@ -112,7 +112,7 @@ describe("switchboard enrich and jobs", () => {
   it("pauses on Ctrl-C, says how to resume, and `jobs resume` finishes the job", async () => {
     const database = sampleDatabase();
     const directory = temporaryDirectory();
-    const slowModel = fileURLToPath(new URL("../../data/test/fixtures/slow-model.ts", import.meta.url));
+    const slowModel = fileURLToPath(new URL("../../../scripts/demo-models.ts", import.meta.url));
     const config = join(directory, "switchboard.yaml");
     writeFileSync(config, `default_model: echo\nplugins: [${JSON.stringify(slowModel)}]\n`);
     const bin = fileURLToPath(new URL("../bin/switchboard.js", import.meta.url));
@@ -236,6 +236,32 @@ describe("switchboard extract and ask", () => {
       { name: "Alan Turing", born: 1912 },
     ]);
     expect(fake.requests[1]?.body.messages.at(-1).content).toBe("Alan Turing, born 1912.");
+  });
+
+  it("extracts offline with the demo schema model", async () => {
+    const database = sampleDatabase();
+    const demoConfig = join(temporaryDirectory(), "switchboard.yaml");
+    const demoModels = fileURLToPath(new URL("../../../scripts/demo-models.ts", import.meta.url));
+    writeFileSync(demoConfig, `default_model: echo\nplugins: [${JSON.stringify(demoModels)}]\n`);
+    const script = JSON.stringify({ raw: JSON.stringify({ items: [{ name: "Ada Lovelace", born: 1815 }] }) });
+    const result = await run(
+      [
+        "--config",
+        demoConfig,
+        "extract",
+        database,
+        "people",
+        "--field",
+        "name",
+        "--field",
+        "born:integer",
+        "-m",
+        "echo-schema",
+      ],
+      { stdin: script },
+    );
+    expect(result.stdout).toMatch(/^Extracted 1 rows into people from stdin with echo-schema/);
+    expect(rows(database, "SELECT name, born FROM people")).toEqual([{ name: "Ada Lovelace", born: 1815 }]);
   });
 
   it("fails clearly without a schema-capable model", async () => {

@@ -19,6 +19,7 @@ export type {
 } from "./enrich/enrichments.ts";
 export { Enrichments } from "./enrich/enrichments.ts";
 export type { EnrichmentJob, JobError, JobProgressRecord, JobStatus } from "./enrich/jobs.ts";
+export { isInterrupted } from "./enrich/jobs.ts";
 export type { JobProgress } from "./enrich/runner.ts";
 export { fillTemplate, templateColumns } from "./enrich/template.ts";
 export type {

@@ -2,9 +2,16 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { isSwitchboardError } from "@switchboard/core";
 import type { Hub } from "@switchboard/hub";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { type EnrichmentJob, Enrichments, type JobProgress, resumeInterruptedJobs } from "../src/index.ts";
-import slowModel from "./fixtures/slow-model.ts";
+import demoModels from "../../../scripts/demo-models.ts";
+import {
+  type EnrichmentJob,
+  Enrichments,
+  isInterrupted,
+  type JobProgress,
+  resumeInterruptedJobs,
+} from "../src/index.ts";
 import { databaseWith, promptRecorder, query, scriptedModel, testHub, waitFor } from "./helpers.ts";
 
 /** 50 rows keyed by (region, seq); `count` is 0 for every third row, `label` NULL for every seventh. */
@@ -363,7 +370,7 @@ describe("enrichments", () => {
     const database = itemsDatabase();
     const hub = await setup({
       config: { default_model: "echo", accounting: { pricing: { scripted: { input: 0, output: 1000 } } } },
-      plugins: [scriptedModel(), slowModel()],
+      plugins: [scriptedModel(), demoModels()],
     });
     const enrichments = enrichmentsFor(hub, database);
     const job = await (
@@ -432,7 +439,6 @@ describe("enrichments", () => {
       { table: "items", prompt: "{{label}}", outputColumn: "out", model: "scripted", overwrite: true },
       undefined,
     );
-    const Database = (await import("better-sqlite3")).default;
     const writer = new Database(database);
     writer
       .prepare(
@@ -491,7 +497,7 @@ describe("enrichment jobs across processes", () => {
 
   it("resumes a run killed with SIGKILL where it stopped, writing every row exactly once", async () => {
     const database = itemsDatabase();
-    const hub = await setup({ plugins: [slowModel()] });
+    const hub = await setup({ plugins: [demoModels()] });
     const enrichments = enrichmentsFor(hub, database);
     const job = await enrichments.create(
       {
@@ -510,6 +516,7 @@ describe("enrichment jobs across processes", () => {
     await exited;
     const killed = enrichments.job(job.id) as EnrichmentJob;
     expect(killed.status).toBe("running");
+    expect(isInterrupted(killed)).toBe(true);
     expect(killed.lease?.owner).toMatch(/:\d+:/);
     expect(killed.doneCount).toBe(15);
 
@@ -527,7 +534,7 @@ describe("enrichment jobs across processes", () => {
 
   it("pauses a job that another process runs", async () => {
     const database = itemsDatabase();
-    const hub = await setup({ plugins: [slowModel()] });
+    const hub = await setup({ plugins: [demoModels()] });
     const enrichments = enrichmentsFor(hub, database);
     const job = await enrichments.create(
       { table: "items", prompt: "{{label}}", outputColumn: "out", model: "slow-echo", concurrency: 1 },

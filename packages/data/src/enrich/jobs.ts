@@ -2,8 +2,8 @@
  * The durable side of enrichment jobs: three tables in the target database (the job, its
  * progress, its row errors) and the lease that keeps two processes from running one job.
  */
-import { hostname } from "node:os";
 import { newId, SwitchboardError } from "@switchboard/core";
+import { ownerIsGone, processOwnerId } from "../owner.ts";
 import { INTERNAL_TABLE_PREFIX, type SqliteDatabase, tableExists } from "../sqlite.ts";
 
 export const JOBS_TABLE = `${INTERNAL_TABLE_PREFIX}enrich_jobs`;
@@ -280,24 +280,15 @@ export function recordProgress(db: SqliteDatabase, job: EnrichmentJob, message?:
 
 /** Identifies this process as a lease holder: host, pid, and a random part for each runner. */
 export function newLeaseOwner(): string {
-  return `${hostname()}:${process.pid}:${newId("run").slice(-8)}`;
-}
-
-/** Whether the process behind a lease is known to be gone (only decidable on the same host). */
-function ownerIsDead(owner: string): boolean {
-  const [host, pidText] = owner.split(":");
-  if (host !== hostname()) return false;
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
+  return `${processOwnerId()}:${newId("run").slice(-8)}`;
 }
 
 /** The lease is held by someone alive: not expired, and its process (when on this host) still runs. */
 export function leaseIsLive(job: EnrichmentJob, now = Date.now()): boolean {
-  return job.lease !== undefined && job.lease.expiresAt > now && !ownerIsDead(job.lease.owner);
+  return job.lease !== undefined && job.lease.expiresAt > now && !ownerIsGone(job.lease.owner);
+}
+
+/** A job whose run died: `running`, but no live process holds it. `resume` (or a server's start) continues it. */
+export function isInterrupted(job: EnrichmentJob, now = Date.now()): boolean {
+  return job.status === "running" && !leaseIsLive(job, now);
 }

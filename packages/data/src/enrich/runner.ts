@@ -59,9 +59,12 @@ export interface RunnerOptions {
   onProgress?: ((progress: JobProgress) => void) | undefined;
   /** Rows read per query (default: 8 per concurrent prompt, at least 64). */
   pageSize?: number | undefined;
-  /** Write a batch once this many rows finished (default 100)… */
+  /** Write a batch once this many rows finished (default 500)… */
   batchRows?: number | undefined;
-  /** …or once this long passed (default 250 ms). */
+  /**
+   * …or once this long passed (default 1 s). Each batch costs a commit (an fsync that blocks the
+   * event loop for milliseconds), so batches are few; a crash only redoes the rows of one batch.
+   */
   batchIntervalMs?: number | undefined;
 }
 
@@ -93,6 +96,8 @@ const JOB_FATAL = new Set([
 const BUDGET_REFUSALS = new Set(["LIMIT_EXCEEDED", "INSUFFICIENT_BALANCE"]);
 
 const PROGRESS_ROW_INTERVAL_MS = 1_000;
+/** How often a run reports progress, looks for a pause or cancel made elsewhere, and writes a due batch. */
+const TICK_MS = 250;
 
 class LeaseLost extends SwitchboardError {
   constructor(jobId: number, holder: string | undefined) {
@@ -109,7 +114,9 @@ export class JobRunner {
   readonly #options: RunnerOptions;
   readonly #db: SqliteDatabase;
   readonly #job: EnrichmentJob;
-  readonly #abort = new AbortController();
+  /** One controller per running prompt (a shared long-lived signal would gather a dependent signal for every row). */
+  readonly #runningPrompts = new Set<AbortController>();
+  #aborted = false;
   readonly #concurrency: number;
   readonly #pageSize: number;
   readonly #windowLimit: number;
@@ -147,6 +154,7 @@ export class JobRunner {
   #lastProgressRow = 0;
   #lastLeaseRenewal = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  #lastFlush = Date.now();
   #flushing = false;
 
   readonly done: Promise<EnrichmentJob>;
@@ -161,9 +169,9 @@ export class JobRunner {
     this.#pageSize = options.pageSize ?? Math.max(64, this.#concurrency * 8);
     // Finished rows wait here until every row before them is finished too; the bound keeps memory
     // flat while one slow row holds the cursor back.
-    this.#windowLimit = Math.max(256, this.#concurrency * 32);
-    this.#batchRows = options.batchRows ?? 100;
-    this.#batchIntervalMs = options.batchIntervalMs ?? 250;
+    this.#windowLimit = Math.max(1024, this.#concurrency * 64);
+    this.#batchRows = options.batchRows ?? 500;
+    this.#batchIntervalMs = options.batchIntervalMs ?? 1000;
     this.#done = job.doneCount;
     this.#errors = job.errorCount;
     this.#cost = job.costNanocents;
@@ -250,12 +258,13 @@ export class JobRunner {
   /** Stops at once: running prompts are aborted, rows already finished are written. */
   cancel(message?: string): void {
     this.#requestStop("cancelled", message);
-    this.#abort.abort();
+    this.abortRunning();
   }
 
   /** Aborts the prompts still running (a second Ctrl-C); their rows stay for the next run. */
   abortRunning(): void {
-    this.#abort.abort();
+    this.#aborted = true;
+    for (const controller of this.#runningPrompts) controller.abort();
   }
 
   #requestStop(reason: StopReason, message?: string): void {
@@ -273,13 +282,13 @@ export class JobRunner {
   }
 
   async #run(): Promise<EnrichmentJob> {
-    this.#timer = setInterval(() => this.#tick(), this.#batchIntervalMs);
+    this.#timer = setInterval(() => this.#tick(), Math.min(TICK_MS, this.#batchIntervalMs));
     try {
       await Promise.all(Array.from({ length: this.#concurrency }, () => this.#worker()));
       if (this.#leaseLost) throw this.#leaseLost;
       this.#flush(true);
     } catch (error) {
-      this.#abort.abort();
+      this.abortRunning();
       throw error;
     } finally {
       clearInterval(this.#timer);
@@ -358,14 +367,17 @@ export class JobRunner {
     const job = this.#job;
     const { model, prices } = this.#options;
     let response: ReturnType<HubModel["prompt"]> | undefined;
+    const controller = new AbortController();
+    if (this.#aborted) controller.abort();
+    this.#runningPrompts.add(controller);
     try {
       response = model.prompt(fillTemplate(job.prompt, slot.values), {
         ...(job.system === undefined ? {} : { system: fillTemplate(job.system, slot.values) }),
-        signal: this.#abort.signal,
+        signal: controller.signal,
       });
       slot.output = await response.text();
     } catch (error) {
-      if (this.#abort.signal.aborted) {
+      if (controller.signal.aborted) {
         slot.state = "abandoned";
       } else if (isSwitchboardError(error) && BUDGET_REFUSALS.has(error.code)) {
         slot.state = "abandoned";
@@ -385,6 +397,7 @@ export class JobRunner {
         if (this.#maxRowCost === undefined || cost > this.#maxRowCost) this.#maxRowCost = cost;
       }
     }
+    this.#runningPrompts.delete(controller);
     this.#running--;
     if (slot.state !== "abandoned") {
       slot.state = "finished";
@@ -406,20 +419,21 @@ export class JobRunner {
     this.#wake();
   }
 
+  /** Writes a batch when one is due, else only looks for a pause or cancel made elsewhere; reports progress. */
   #tick(): void {
-    if (
-      this.#finishedUnwritten.length > 0 ||
-      Date.now() - this.#lastLeaseRenewal > this.#options.leaseMs / 3
-    ) {
+    const batchDue =
+      this.#finishedUnwritten.length > 0 && Date.now() - this.#lastFlush >= this.#batchIntervalMs;
+    if (batchDue || Date.now() - this.#lastLeaseRenewal > this.#options.leaseMs / 3) {
       this.#tryFlush();
-      return;
+    } else {
+      try {
+        this.#checkStatus();
+      } catch (error) {
+        if (!(error instanceof LeaseLost))
+          process.emitWarning(`Enrichment job ${this.jobId}: ${describeError(error)}`);
+      }
     }
-    try {
-      this.#checkStatus();
-    } catch (error) {
-      if (!(error instanceof LeaseLost))
-        process.emitWarning(`Enrichment job ${this.jobId}: ${describeError(error)}`);
-    }
+    if (!this.#leaseLost) this.#options.onProgress?.(this.#progress("running"));
   }
 
   /** A batch write during the run; a failure (a locked database) leaves the rows for the next one. */
@@ -444,7 +458,7 @@ export class JobRunner {
   #observe(row: { status: JobStatus; lease_owner: string | null } | undefined): void {
     if (!row || row.lease_owner !== this.#options.owner) {
       this.#leaseLost ??= new LeaseLost(this.jobId, row?.lease_owner ?? undefined);
-      this.#abort.abort();
+      this.abortRunning();
       this.#wake();
       throw this.#leaseLost;
     }
@@ -489,6 +503,7 @@ export class JobRunner {
       this.#window.splice(0, passed);
       this.#cursorAfter = after;
       this.#lastLeaseRenewal = Date.now();
+      this.#lastFlush = Date.now();
     } finally {
       this.#flushing = false;
     }

@@ -6,10 +6,10 @@
  */
 
 import { realpathSync } from "node:fs";
-import { hostname } from "node:os";
 import { describeError, type JsonSchema, newId, SwitchboardError, scrubSecrets } from "@switchboard/core";
 import type { Actor, Hub, HubModel, ModelListing } from "@switchboard/hub";
 import { allowAll, type PermissionCheck, requirePermission } from "../access.ts";
+import { ownerIsGone, processOwnerId } from "../owner.ts";
 import { EXTRACT_PURPOSE } from "../purposes.ts";
 import {
   INTERNAL_TABLE_PREFIX,
@@ -185,22 +185,6 @@ function fieldTypeOfColumn(declared: string): FieldType {
 /** A run that wrote nothing for this long outlived any request timeout: its process is gone. */
 const STALE_AFTER_MS = 15 * 60 * 1000;
 
-function ownerId(): string {
-  return `${hostname()}:${process.pid}`;
-}
-
-function ownerIsDead(owner: string | null): boolean {
-  if (!owner) return true;
-  const [host, pidText] = owner.split(":");
-  if (host !== hostname()) return false;
-  try {
-    process.kill(Number(pidText), 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
-}
-
 type Raw = Record<string, unknown>;
 
 function toRun(row: Raw): ExtractionRun {
@@ -358,7 +342,7 @@ export class Extraction {
         JSON.stringify(fields),
         input.source ?? null,
         actor?.id ?? null,
-        ownerId(),
+        processOwnerId(),
         now,
         now,
       );
@@ -475,7 +459,8 @@ export class Extraction {
     const running = db.prepare(`SELECT * FROM ${EXTRACT_RUNS_TABLE} WHERE status = 'running'`).all() as Raw[];
     const stopped = running.filter(
       (row) =>
-        ownerIsDead(row.owner as string | null) ||
+        row.owner === null ||
+        ownerIsGone(String(row.owner)) ||
         Date.now() - Date.parse(String(row.updated_at)) > STALE_AFTER_MS,
     );
     for (const row of stopped) {
