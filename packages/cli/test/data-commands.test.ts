@@ -22,14 +22,16 @@ function temporaryDirectory(): string {
 
 async function run(
   argv: string[],
-  options: { stdin?: string; env?: Record<string, string> } = {},
+  options: { stdin?: string; env?: Record<string, string>; terminal?: boolean } = {},
 ): Promise<Run> {
   let stdout = "";
   let stderr = "";
+  // A terminal is told apart by isTTY, as on process.stderr.
+  const stderrStream = { write: (text: string) => (stderr += text), isTTY: options.terminal === true };
   const code = await main(argv, {
     stdin: Readable.from(options.stdin === undefined ? [] : [options.stdin]),
     stdout: { write: (text: string) => (stdout += text) },
-    stderr: { write: (text: string) => (stderr += text) },
+    stderr: stderrStream,
     env: { SWITCHBOARD_USER_PATH: temporaryDirectory(), ...options.env },
   });
   return { code, stdout, stderr };
@@ -97,6 +99,17 @@ describe("switchboard enrich and jobs", () => {
       "Enrichment job 1 is finished; only a job that is running, pending can be paused",
     );
     expect((await run(["jobs", "errors", database, "1"])).stdout).toBe("Job 1 has no row errors.\n");
+  });
+
+  it("draws a progress bar on a terminal", async () => {
+    const database = sampleDatabase();
+    const result = await run(["enrich", database, "authors", "--prompt", "{{name}}", "--output", "note"], {
+      terminal: true,
+    });
+    expect(result.code).toBe(0);
+    const frames = result.stderr.split("\r\u001b[K");
+    expect(frames.length).toBeGreaterThan(1);
+    expect(frames.at(-1)).toMatch(/^\[#{24}\] 64\/64 rows {2}[\d.]+ rows\/s {2}ETA 0s {2}\$0\.0000\n$/);
   });
 
   it("refuses an unknown placeholder before creating a job", async () => {

@@ -44,3 +44,8 @@ export {
 } from "./purposes.ts";
 export type { RecoveryResult } from "./recovery.ts";
 export { resumeInterruptedJobs } from "./recovery.ts";
+
+import { dataPlugins as plugins } from "./purposes.ts";
+
+/** `plugins: ["@switchboard/data"]` in switchboard.yaml registers the data tools' purposes with any hub. */
+export default plugins;

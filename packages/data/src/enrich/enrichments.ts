@@ -5,7 +5,7 @@
  */
 import { realpathSync } from "node:fs";
 import { describeError, SwitchboardError } from "@switchboard/core";
-import { type Actor, type Hub, type HubModel, usdToNanocents } from "@switchboard/hub";
+import { type Actor, type Hub, type HubModel, type ModelListing, usdToNanocents } from "@switchboard/hub";
 import { allowAll, type PermissionCheck, requirePermission } from "../access.ts";
 import { ENRICHMENTS_PURPOSE } from "../purposes.ts";
 import { keyList, openDatabase, quoteIdentifier, type SqliteDatabase, tableInfo } from "../sqlite.ts";
@@ -446,6 +446,11 @@ export class Enrichments {
       else local.run.pause(message);
     }
     return stopped;
+  }
+
+  /** The models a job of this purpose may use for this actor (for a model picker). */
+  models(actor: Actor | undefined, purpose: string = ENRICHMENTS_PURPOSE): Promise<ModelListing[]> {
+    return this.#hub.models({ purpose, actor });
   }
 
   /** The run of this job in this process, if there is one. */
