@@ -31,7 +31,7 @@ import {
 } from "./jobs.ts";
 import { fillTemplate, templateColumns } from "./template.ts";
 
-/** What a progress callback receives, after every batch and when the run ends. */
+/** What a progress callback receives: several times a second while the run goes on, and when it ends. */
 export interface JobProgress {
   jobId: number;
   status: JobStatus;
@@ -73,12 +73,11 @@ type StopReason = "paused" | "cancelled" | "failed" | "budget" | "limited";
 /** One row handed to the pool, kept until the cursor moves past it. */
 interface Slot {
   key: SqlValue[];
-  keyJson: string;
-  values: Record<string, unknown>;
+  /** The row's values for the template; dropped once the prompt is built. */
+  values: Record<string, unknown> | undefined;
   state: "running" | "finished" | "written" | "abandoned";
   output?: string;
   error?: string;
-  cost?: bigint | undefined;
 }
 
 /** Errors no other row would get past: the run stops instead of failing row after row. */
@@ -331,10 +330,10 @@ export class JobRunner {
       const key = this.#keyColumns.map((_, index) => values[`__key${index}`] as SqlValue);
       const keyJson = JSON.stringify(key.map(encodeKeyValue));
       if (this.#doneEarlier.delete(keyJson)) {
-        this.#window.push({ key, keyJson, values, state: "written" });
+        this.#window.push({ key, values: undefined, state: "written" });
         continue;
       }
-      const slot: Slot = { key, keyJson, values, state: "running" };
+      const slot: Slot = { key, values, state: "running" };
       this.#window.push(slot);
       this.#running++;
       return slot;
@@ -371,8 +370,10 @@ export class JobRunner {
     if (this.#aborted) controller.abort();
     this.#runningPrompts.add(controller);
     try {
-      response = model.prompt(fillTemplate(job.prompt, slot.values), {
-        ...(job.system === undefined ? {} : { system: fillTemplate(job.system, slot.values) }),
+      const values = slot.values ?? {};
+      slot.values = undefined;
+      response = model.prompt(fillTemplate(job.prompt, values), {
+        ...(job.system === undefined ? {} : { system: fillTemplate(job.system, values) }),
         signal: controller.signal,
       });
       slot.output = await response.text();
@@ -392,7 +393,6 @@ export class JobRunner {
     if (response) {
       const cost = prices.cost(response.answeredBy ?? model.id, response.usageSoFar);
       if (cost !== undefined) {
-        slot.cost = cost;
         this.#cost += cost;
         if (this.#maxRowCost === undefined || cost > this.#maxRowCost) this.#maxRowCost = cost;
       }
