@@ -96,7 +96,7 @@ describe("switchboard enrich and jobs", () => {
     const pause = await run(["jobs", "pause", database, "1"]);
     expect(pause.code).toBe(1);
     expect(pause.stderr).toContain(
-      "Enrichment job 1 is finished; only a job that is running, pending can be paused",
+      "Enrichment job 1 is finished; only a job that is running or pending can be paused",
     );
     expect((await run(["jobs", "errors", database, "1"])).stdout).toBe("Job 1 has no row errors.\n");
   });

@@ -105,6 +105,11 @@ function runKey(database: string, jobId: number): string {
   return `${database}#${jobId}`;
 }
 
+/** `a, b or c` */
+function orList(words: readonly string[]): string {
+  return words.length > 1 ? `${words.slice(0, -1).join(", ")} or ${words.at(-1)}` : (words[0] ?? "");
+}
+
 function actorLabel(actor: Actor | undefined): string {
   return actor ? actor.id : "an anonymous user";
 }
@@ -426,15 +431,17 @@ export class Enrichments {
       if (!from.includes(job.status)) {
         throw new SwitchboardError(
           "INVALID_INPUT",
-          `Enrichment job ${jobId} is ${job.status}; only a job that is ${from.join(", ")} can be ${status}.`,
+          `Enrichment job ${jobId} is ${job.status}; only a job that is ${orList(from)} can be ${status}.`,
           { job: jobId, status: job.status },
         );
       }
       // A dead run's claim goes with it; a live run releases its own once its last rows are written.
       const release = leaseIsLive(job) ? "" : ", lease_owner = NULL, lease_expires_at = NULL";
+      const now = nowIso();
       db.prepare(
-        `UPDATE ${JOBS_TABLE} SET status = ?, status_message = ?, updated_at = ?${status === "cancelled" ? ", finished_at = ?" : ""}${release} WHERE id = ?`,
-      ).run(...[status, message, nowIso(), ...(status === "cancelled" ? [nowIso()] : []), jobId]);
+        `UPDATE ${JOBS_TABLE} SET status = ?, status_message = ?, updated_at = ?,
+         finished_at = CASE WHEN ? = 'cancelled' THEN ? ELSE finished_at END${release} WHERE id = ?`,
+      ).run(status, message, now, status, now, jobId);
       const stopped = readJob(db, jobId) as EnrichmentJob;
       recordProgress(db, stopped, message);
       return stopped;
