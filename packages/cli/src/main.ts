@@ -37,10 +37,12 @@ const COMMAND_GROUPS: readonly CommandGroup[] = [
     register: async (program, context) =>
       (await import("./commands/accounting.ts")).registerAccountingCommands(program, context),
   },
-  // Later groups, each imported only when one of its commands runs:
-  // - the server: `serve`, `tokens`, `login-link`;
-  // - the data tools: `enrich`, `jobs`, `extract`, `ask`, registered by `registerDataCommands(program)`
-  //   from ./data-commands.ts: `register: async (program) => (await import("./data-commands.ts")).registerDataCommands(program)`.
+  {
+    commands: ["enrich", "jobs", "extract", "ask"],
+    register: async (program, context) =>
+      (await import("./data-commands.ts")).registerDataCommands(program, context.io),
+  },
+  // Later: the server's `serve`, `tokens`, `login-link`.
 ];
 
 /** The command word of a command line: the first word that is neither an option nor `--config`'s value. */
