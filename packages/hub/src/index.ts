@@ -18,22 +18,11 @@ export type {
   PurposeConfig,
 } from "./config.ts";
 export { findConfigPath, loadConfigFile, parseConfig } from "./config.ts";
-export type {
-  Actor,
-  GroupInfo,
-  HookName,
-  HookSpecs,
-  ModelListing,
-  PromptContext,
-  PromptContextArgs,
-  PromptOutcome,
-  Purpose,
-  Secret,
-  SwitchboardPlugin,
-} from "./hooks.ts";
+export type { HookName, HookSpecs, SwitchboardPlugin } from "./hooks.ts";
 export { HOOK_NAMES } from "./hooks.ts";
-export type { HubOptions, ModelQuery, PurposeListing } from "./hub.ts";
+export type { HubOptions } from "./hub.ts";
 export { Hub, HubModel, openHub } from "./hub.ts";
+export { providerSecretName } from "./keys.ts";
 export type {
   AllowanceStatus,
   LimitStatus,
@@ -48,6 +37,19 @@ export type {
   UsageTotals,
 } from "./reports.ts";
 export { Reports, reportJson } from "./reports.ts";
-export { providerSecretName } from "./routing.ts";
-export type { SecretListing } from "./secrets.ts";
+export type { SecretListing, SecretsOptions } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
+export type {
+  Actor,
+  GroupInfo,
+  ModelDescription,
+  ModelListing,
+  ModelQuery,
+  PromptContext,
+  PromptContextArgs,
+  PromptOutcome,
+  Purpose,
+  PurposeListing,
+  Secret,
+  SkippedFallback,
+} from "./types.ts";
