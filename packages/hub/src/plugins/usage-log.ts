@@ -15,6 +15,11 @@ import {
 } from "@switchboard/core";
 import type { ExitStorage, Store, UsageRecordInput, UsageStatus } from "@switchboard/store";
 
+import type { PriceBook } from "../accounting/pricing.ts";
+import { chargedCost } from "../charges.ts";
+import type { HubConfig } from "../config.ts";
+import type { PromptContextArgs, SwitchboardPlugin } from "../hooks.ts";
+
 /**
  * The store's exit writer, loaded (synchronously: at `exit` nothing else runs) only when a process
  * ends with rows its storage never opened for: no other path loads it, and no import of it can be
@@ -25,11 +30,6 @@ function insertUsageBeforeExit(storage: ExitStorage, rows: readonly UsageRecordI
   const writer = load("@switchboard/store/exit-writer") as typeof import("@switchboard/store/exit-writer");
   writer.insertUsageBeforeExit(storage, rows);
 }
-
-import type { PriceBook } from "../accounting/pricing.ts";
-import { chargedCost } from "../charges.ts";
-import type { HubConfig } from "../config.ts";
-import type { PromptContextArgs, SwitchboardPlugin } from "../hooks.ts";
 
 const DAY_MS = 24 * 3_600_000;
 /** How long a signal waits for rows to reach an asynchronous store before the process ends. */
