@@ -209,7 +209,9 @@ export class Hub {
 
   /** Where `store()` opens (undefined when a Store was handed in): usage rows are written there at exit. */
   storageTarget(): ExitStorage | undefined {
-    return this.#ownsStore ? { url: this.#storageUrl() } : undefined;
+    if (!this.#ownsStore) return undefined;
+    const { clock: _clock, ...options } = this.#storeOptions;
+    return { url: this.#storageUrl(), options };
   }
 
   #storageUrl(): string {
