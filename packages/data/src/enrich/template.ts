@@ -48,7 +48,14 @@ export function checkTemplateColumns(
   return used;
 }
 
-/** Fills a template from a row: NULL becomes an empty string, 0 stays "0". */
+/**
+ * Fills a template from a row. NULL and the number 0 become empty strings, as enrichment templates
+ * have always rendered them (a prompt reads "no value" the same way either way); any other value is
+ * written as it is.
+ */
 export function fillTemplate(template: string, row: Readonly<Record<string, unknown>>): string {
-  return template.replace(PLACEHOLDER, (_match, name: string) => valueAsText(row[name]));
+  return template.replace(PLACEHOLDER, (_match, name: string) => {
+    const value = row[name];
+    return value === 0 || value === 0n ? "" : valueAsText(value);
+  });
 }
