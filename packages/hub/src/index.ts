@@ -45,3 +45,5 @@ export { UsageWriter } from "./plugins/usage-log.ts";
 export { providerSecretName } from "./routing.ts";
 export type { SecretListing } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
+export type { CreateTokenInput, GatewayToken, StoredToken, TokenCheck, TokenStore } from "./tokens.ts";
+export { hashToken, Tokens } from "./tokens.ts";
