@@ -1,4 +1,4 @@
-import { SwitchboardError } from "@switchboard/core";
+import { isSwitchboardError, SwitchboardError } from "@switchboard/core";
 import { describe, expect, it } from "vitest";
 import { toProblem } from "../src/errors.ts";
 import { AnthropicEventEncoder, anthropicMessage, parseAnthropicRequest } from "../src/gateway/anthropic.ts";
@@ -8,10 +8,9 @@ function invalidInput(run: () => unknown): { message: string; param: unknown } {
   try {
     run();
   } catch (error) {
-    if (SwitchboardError.prototype.isPrototypeOf(error as object)) {
-      const failure = error as SwitchboardError;
-      expect(failure.code).toBe("INVALID_INPUT");
-      return { message: failure.message, param: failure.details.param };
+    if (isSwitchboardError(error)) {
+      expect(error.code).toBe("INVALID_INPUT");
+      return { message: error.message, param: error.details.param };
     }
     throw error;
   }

@@ -1,0 +1,111 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KeyStore } from "@switchboard/core";
+import { Hub, type HubConfigInput, type StoredToken, type TokenStore, Tokens } from "@switchboard/hub";
+import { createApp, type SwitchboardApp } from "../src/app.ts";
+import { type RunningServer, startServer } from "../src/serve.ts";
+
+export function temporaryDirectory(): string {
+  return mkdtempSync(join(tmpdir(), "switchboard-server-"));
+}
+
+/** Token rows in memory. */
+export class MemoryTokenStore implements TokenStore {
+  readonly rows: StoredToken[] = [];
+  async insertToken(token: StoredToken): Promise<void> {
+    this.rows.push({ ...token });
+  }
+  async findTokenByHash(hash: string): Promise<StoredToken | undefined> {
+    return this.rows.find((row) => row.hash === hash);
+  }
+  async listTokens(): Promise<StoredToken[]> {
+    return [...this.rows];
+  }
+  async revokeToken(name: string, at: Date): Promise<boolean> {
+    const row = this.rows.find((candidate) => candidate.name === name && !candidate.revokedAt);
+    if (!row) return false;
+    row.revokedAt = at;
+    return true;
+  }
+  async markTokenUsed(hash: string, at: Date): Promise<void> {
+    const row = this.rows.find((candidate) => candidate.hash === hash);
+    if (row) row.lastUsedAt = at;
+  }
+}
+
+export const EMBEDDED: HubConfigInput = { default_model: "echo", require_keys: false };
+
+export interface TestGateway {
+  hub: Hub;
+  app: SwitchboardApp;
+  tokens: Tokens;
+  /** Creates a token and returns its value. */
+  token(name: string, options?: { actor?: string; purposes?: string[]; expiresAt?: Date }): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A hub on a fresh SQLite file with an isolated environment, and the app in front of it. */
+export async function testGateway(config: HubConfigInput = EMBEDDED): Promise<TestGateway> {
+  const dir = temporaryDirectory();
+  const hub = await Hub.create({
+    config: { storage: `sqlite:${join(dir, "switchboard.db")}`, ...config },
+    keys: new KeyStore(join(dir, "keys.json")),
+    env: {},
+  });
+  const tokenStore = new MemoryTokenStore();
+  const tokens = new Tokens(async () => tokenStore);
+  const app = createApp({ hub, tokens });
+  return {
+    hub,
+    app,
+    tokens,
+    async token(name, options = {}) {
+      const { value } = await tokens.create({
+        name,
+        actor: options.actor ?? name,
+        purposes: options.purposes ?? [],
+        expiresAt: options.expiresAt,
+      });
+      return value;
+    },
+    close: () => hub.close(),
+  };
+}
+
+export interface TestServer extends TestGateway {
+  server: RunningServer;
+  url: string;
+}
+
+/** The same, listening on a free loopback port. */
+export async function startTestServer(config: HubConfigInput = EMBEDDED): Promise<TestServer> {
+  const gateway = await testGateway(config);
+  const server = await startServer({ hub: gateway.hub, tokens: gateway.tokens, port: 0 });
+  return {
+    ...gateway,
+    server,
+    url: server.url,
+    async close() {
+      await server.close({ drainMs: 2_000 });
+      await gateway.close();
+    },
+  };
+}
+
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}`, "content-type": "application/json" };
+}
+
+/** Splits server-sent events into `{event, data}` records. */
+export function parseSse(text: string): { event: string | undefined; data: string }[] {
+  return text
+    .split("\n\n")
+    .filter((block) => block.trim() !== "")
+    .map((block) => {
+      const lines = block.split("\n");
+      const event = lines.find((line) => line.startsWith("event: "))?.slice(7);
+      const data = lines.find((line) => line.startsWith("data: "))?.slice(6) ?? "";
+      return { event, data };
+    });
+}
