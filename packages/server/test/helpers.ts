@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore } from "@switchboard/core";
 import { Hub, type HubConfigInput, type StoredToken, type TokenStore, Tokens } from "@switchboard/hub";
+import type { Store } from "@switchboard/store";
 import { createApp, type SwitchboardApp } from "../src/app.ts";
 import { type RunningServer, startServer } from "../src/serve.ts";
 
@@ -45,15 +46,25 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** A hub on a fresh SQLite file with an isolated environment, and the app in front of it. */
-export async function testGateway(config: HubConfigInput = EMBEDDED): Promise<TestGateway> {
+export interface TestGatewayOptions {
+  /** A store to share (e.g. two gateways on one PostgreSQL schema); default: a fresh SQLite file. */
+  store?: Store;
+  tokenStore?: MemoryTokenStore;
+}
+
+/** A hub with an isolated environment (a fresh SQLite file unless given a store), and the app in front of it. */
+export async function testGateway(
+  config: HubConfigInput = EMBEDDED,
+  options: TestGatewayOptions = {},
+): Promise<TestGateway> {
   const dir = temporaryDirectory();
   const hub = await Hub.create({
     config: { storage: `sqlite:${join(dir, "switchboard.db")}`, ...config },
     keys: new KeyStore(join(dir, "keys.json")),
     env: {},
+    ...(options.store ? { store: options.store } : {}),
   });
-  const tokenStore = new MemoryTokenStore();
+  const tokenStore = options.tokenStore ?? new MemoryTokenStore();
   const tokens = new Tokens(async () => tokenStore);
   const app = createApp({ hub, tokens });
   return {
@@ -79,8 +90,11 @@ export interface TestServer extends TestGateway {
 }
 
 /** The same, listening on a free loopback port. */
-export async function startTestServer(config: HubConfigInput = EMBEDDED): Promise<TestServer> {
-  const gateway = await testGateway(config);
+export async function startTestServer(
+  config: HubConfigInput = EMBEDDED,
+  options: TestGatewayOptions = {},
+): Promise<TestServer> {
+  const gateway = await testGateway(config, options);
   const server = await startServer({ hub: gateway.hub, tokens: gateway.tokens, port: 0 });
   return {
     ...gateway,
