@@ -3,7 +3,7 @@
  * shown once at creation; the store keeps only its SHA-256 hash. Each token names the actor that
  * budgets, allowances and the usage log apply to, and the purposes it may use.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import { describeError, rememberSecret, SwitchboardError } from "@switchboard/core";
 
 export interface GatewayToken {
@@ -59,7 +59,7 @@ const LAST_USE_WRITE_MS = 60_000;
 const MAX_CACHED = 10_000;
 
 export function hashToken(value: string): string {
-  return createHash("sha256").update(value).digest("hex");
+  return hash("sha256", value, "hex");
 }
 
 function publicToken(stored: StoredToken): GatewayToken {

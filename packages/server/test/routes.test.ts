@@ -108,6 +108,28 @@ describe("request bodies", () => {
     );
   });
 
+  it("refuses a streamed body (no content-length) once it passes the limit", async () => {
+    gateway = await testGateway({ ...EMBEDDED, server: { max_body_bytes: 200 } });
+    const token = await gateway.token("app");
+    const chunk = new TextEncoder().encode("x".repeat(100));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        sent += 1;
+        if (sent > 50) controller.close();
+        else controller.enqueue(chunk);
+      },
+    });
+    const response = await gateway.app.request("/v1/chat/completions", {
+      method: "POST",
+      headers: bearer(token),
+      body,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(413);
+    expect(sent).toBeLessThan(50);
+  });
+
   it("refuses malformed JSON with 400 naming the problem", async () => {
     gateway = await testGateway();
     const token = await gateway.token("app");

@@ -37,10 +37,14 @@ const SSE_HEADERS = {
   connection: "keep-alive",
 };
 
-/** An id in the wire's style (`chatcmpl-…`, `msg_…`), unique enough for correlation. */
+/** Ids in each wire's style (`chatcmpl-…`, `msg_…`): a random per-process prefix and a counter. */
+const idPrefix = randomBytes(8).toString("hex");
+let idCounter = 0;
+
 function wireId(wire: Wire): string {
-  const random = randomBytes(12).toString("base64url");
-  return wire === "anthropic" ? `msg_${random}` : `chatcmpl-${random}`;
+  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER;
+  const id = `${idPrefix}${idCounter.toString(36)}`;
+  return wire === "anthropic" ? `msg_${id}` : `chatcmpl-${id}`;
 }
 
 interface Answer {
