@@ -4,80 +4,32 @@
  * (built-ins first, then plugins in the order given); for "first wins" hooks, that order decides.
  * `docs/plugins.md` documents each hook with an example; a test keeps the two in step.
  */
-import type { CorePlugin, ModelResponse, PromptInput, RegisterModelsArgs } from "@switchboard/core";
+import type { CorePlugin, ModelResponse, RegisterModelsArgs } from "@switchboard/core";
 import type { Store } from "@switchboard/store";
 import type { Accountant } from "./accounting/accountants.ts";
 import type { HubConfig } from "./config.ts";
+import type {
+  Actor,
+  GroupInfo,
+  ModelDescription,
+  PromptContext,
+  PromptContextArgs,
+  Purpose,
+  Secret,
+} from "./types.ts";
 
-/** Who is asking: an authenticated user, a service, or nobody (`undefined`). */
-export interface Actor {
-  id: string;
-  [field: string]: unknown;
-}
-
-export interface Purpose {
-  name: string;
-  description?: string;
-}
-
-export interface Secret {
-  name: string;
-  description?: string;
-  /** Where to obtain a value, shown in listings. */
-  obtainUrl?: string;
-}
-
-/** A model as listings show it (plain data). */
-export interface ModelListing {
-  id: string;
-  aliases: readonly string[];
-  provider: string | undefined;
-  needsKey: string | undefined;
-  keyEnvVar: string | undefined;
-  capabilities: { streaming: boolean; tools: boolean; schema: boolean; attachmentTypes: readonly string[] };
-  /** Whether a key resolves for this purpose (always true for key-less models). */
-  hasKey: boolean;
-}
-
-/** A group of prompts that share tagging and accounting (see `hub.group`). */
-export interface GroupInfo {
-  id: string;
-  modelId: string;
-  purpose: string | undefined;
-  actor: Actor | undefined;
-}
-
-export interface PromptContextArgs {
-  /** Whether this is one prompt or a whole tool-call chain. */
-  kind: "prompt" | "chain";
-  /** The id asked for (fallbacks may answer instead; see `response.answeredBy`). */
-  modelId: string;
-  input: PromptInput;
-  purpose: string | undefined;
-  actor: Actor | undefined;
-  group: GroupInfo | undefined;
-  /** Shared by every response of a chain. */
-  executionId: string;
-  config: HubConfig;
-}
-
-/** What a prompt ended with; `error` is set on failure. */
-export interface PromptOutcome {
-  responses: readonly ModelResponse[];
-  error?: unknown;
-}
-
-/**
- * Wraps one prompt or one whole chain. `before` runs before any request (throw to refuse: the
- * prompt fails with that error and nothing is sent); `onResponse` sees each response as it
- * completes (also failed ones); `after` runs once at the end, on success or failure. Chunks still
- * stream to the caller while a context is active.
- */
-export interface PromptContext {
-  before?: () => void | Promise<void>;
-  onResponse?: (response: ModelResponse) => void | Promise<void>;
-  after?: (outcome: PromptOutcome) => void | Promise<void>;
-}
+// The contract types live in types.ts; plugins may keep importing them from here.
+export type {
+  Actor,
+  GroupInfo,
+  ModelDescription,
+  ModelListing,
+  PromptContext,
+  PromptContextArgs,
+  PromptOutcome,
+  Purpose,
+  Secret,
+} from "./types.ts";
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -88,11 +40,11 @@ export interface HookSpecs {
   registerPurposes: (args: { config: HubConfig }) => MaybePromise<readonly Purpose[]>;
   /** Narrows the models allowed for a purpose and actor; each hook sees the previous hook's output. */
   filterModels: (args: {
-    models: readonly ModelListing[];
+    models: readonly ModelDescription[];
     purpose: string | undefined;
     actor: Actor | undefined;
     config: HubConfig;
-  }) => MaybePromise<readonly ModelListing[] | undefined>;
+  }) => MaybePromise<readonly ModelDescription[] | undefined>;
   /** Picks the model when the caller named none; the first non-empty answer wins. */
   defaultModel: (args: {
     purpose: string | undefined;
@@ -122,19 +74,25 @@ export interface HookSpecs {
 
 export type HookName = keyof HookSpecs;
 
-/** Every hook name; the documentation test checks each one is documented. */
-export const HOOK_NAMES = [
-  "registerModels",
-  "registerPurposes",
-  "filterModels",
-  "defaultModel",
-  "promptContext",
-  "groupExit",
-  "registerAccountants",
-  "registerSecrets",
-  "flush",
-  "shutdown",
-] as const satisfies readonly HookName[];
+/**
+ * Every hook, as a record over `HookName`: a hook added to `HookSpecs` but not here fails to
+ * compile, and the documentation test then checks it is documented.
+ */
+const EVERY_HOOK: Readonly<Record<HookName, true>> = {
+  registerModels: true,
+  registerPurposes: true,
+  filterModels: true,
+  defaultModel: true,
+  promptContext: true,
+  groupExit: true,
+  registerAccountants: true,
+  registerSecrets: true,
+  flush: true,
+  shutdown: true,
+};
+
+/** Every hook name, in the order `docs/plugins.md` documents them. */
+export const HOOK_NAMES: readonly HookName[] = Object.keys(EVERY_HOOK) as HookName[];
 
 /** A Switchboard plugin: a name plus any hooks. Core plugins (model providers) are plugins too. */
 export type SwitchboardPlugin = CorePlugin & Partial<HookSpecs> & { name: string };

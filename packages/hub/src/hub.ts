@@ -1,20 +1,14 @@
-import { dirname, isAbsolute, join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, join, resolve } from "node:path";
 import {
   builtinPlugins,
-  type ChainOptions,
-  type ChainResponse,
-  type Conversation,
-  type ConversationOptions,
   describeError,
   type ExecutionObserver,
   type ExecutionStart,
   type FallbackModel,
   KeyStore,
-  type Model,
+  Model,
   type ModelResponse,
   newId,
-  type PromptOptions,
   Registry,
   SwitchboardError,
   userDirectory,
@@ -28,23 +22,34 @@ import {
   type HubConfigInput,
   loadConfigFile,
   parseConfig,
+  refKey,
+  refModel,
 } from "./config.ts";
-import type {
-  Actor,
-  GroupInfo,
-  HookSpecs,
-  ModelListing,
-  PromptContext,
-  PromptContextArgs,
-  Purpose,
-  Secret,
-  SwitchboardPlugin,
-} from "./hooks.ts";
+import type { HookSpecs, SwitchboardPlugin } from "./hooks.ts";
+import { describeModel, describeModels, HubModel } from "./hub-model.ts";
+import { KeyResolver, modelKeySecrets } from "./keys.ts";
+import { loadConfiguredPlugins } from "./plugin-loading.ts";
 import { accountingPlugin, budgetsPlugin } from "./plugins/accounting.ts";
 import { configPolicyPlugin, configProvidersPlugin } from "./plugins/config.ts";
 import { usageLogPlugin } from "./plugins/usage-log.ts";
-import { configuredKeySecrets, defaultModelFor, providerSecretName, sortModels } from "./routing.ts";
+import { defaultModelFor, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
+import type {
+  Actor,
+  GroupInfo,
+  ModelDescription,
+  ModelListing,
+  ModelQuery,
+  PromptContext,
+  PromptContextArgs,
+  Purpose,
+  PurposeListing,
+  Secret,
+  SkippedFallback,
+} from "./types.ts";
+
+export { HubModel } from "./hub-model.ts";
+export type { ModelQuery, PurposeListing } from "./types.ts";
 
 export interface HubOptions {
   /** The configuration as an object (already parsed or raw); wins over `configPath`. */
@@ -59,74 +64,17 @@ export interface HubOptions {
   keys?: KeyStore;
   /** A store to use instead of opening the configured one. */
   store?: Store;
+  /** How long secret values read from the store are reused (default 5000 ms). */
+  secretsCacheTtlMs?: number;
   /** Where relative `plugins:` paths in the config are found (default: the config file's folder, else the cwd). */
   baseDir?: string;
 }
-
-/**
- * Loads the config's `plugins:` modules. Each module's default export is a plugin, a list of
- * plugins, or a function (sync or async) returning either.
- */
-async function loadConfiguredPlugins(
-  specifiers: readonly string[],
-  baseDir: string,
-): Promise<SwitchboardPlugin[]> {
-  const plugins: SwitchboardPlugin[] = [];
-  for (const [index, specifier] of specifiers.entries()) {
-    const local = specifier.startsWith(".") || isAbsolute(specifier);
-    const target = local ? pathToFileURL(resolve(baseDir, specifier)).href : specifier;
-    let exported: unknown;
-    try {
-      exported = ((await import(target)) as { default?: unknown }).default;
-      if (typeof exported === "function") exported = await (exported as () => unknown)();
-    } catch (error) {
-      throw new SwitchboardError(
-        "INVALID_CONFIG",
-        `plugins[${index}]: cannot load ${specifier}: ${describeError(error)}`,
-        {
-          plugin: specifier,
-        },
-      );
-    }
-    for (const plugin of Array.isArray(exported) ? exported : [exported]) {
-      if (!plugin || typeof plugin !== "object" || typeof (plugin as { name?: unknown }).name !== "string") {
-        throw new SwitchboardError(
-          "INVALID_CONFIG",
-          `plugins[${index}]: ${specifier} must default-export a plugin object with a name (or a function returning one).`,
-          { plugin: specifier },
-        );
-      }
-      plugins.push(plugin as SwitchboardPlugin);
-    }
-  }
-  return plugins;
-}
-
-const KEY_OBTAIN_URLS: Record<string, string> = {
-  openai: "https://platform.openai.com/api-keys",
-  anthropic: "https://console.anthropic.com/settings/keys",
-};
 
 /**
  * Without any configuration, the echo model answers (Switchboard runs with no keys at all) and
  * every model is listed, each with its key status, so a newcomer sees what there is.
  */
 const EMBEDDED_DEFAULT_CONFIG: HubConfigInput = { default_model: "echo", require_keys: false };
-
-export interface ModelQuery {
-  model?: string | undefined;
-  purpose?: string | undefined;
-  actor?: Actor | undefined;
-}
-
-export interface PurposeListing {
-  name: string;
-  description: string | undefined;
-  /** The model used when the caller names none. */
-  model: string | undefined;
-  /** The models allowed for this purpose, in listing order. */
-  models: string[];
-}
 
 /** Tracks the executions of one group so leaving it can wait for all of them. */
 interface GroupTracker {
@@ -150,6 +98,14 @@ export class Hub {
   readonly #registry: Registry;
   readonly #env: NodeJS.ProcessEnv;
   readonly #promptContexts: HookRunner<"promptContext">[];
+  readonly #filters: HookRunner<"filterModels">[];
+  readonly #defaultModelHooks: HookRunner<"defaultModel">[];
+  readonly #keys: KeyResolver;
+  /** Every registered model as plain data, in registration order (the registry never changes). */
+  readonly #descriptions: readonly ModelDescription[];
+  readonly #descriptionsById: ReadonlyMap<string, ModelDescription>;
+  /** Skipped-fallback warnings already given, so a busy hub warns once per cause. */
+  readonly #fallbackWarnings = new Set<string>();
   #store: Promise<Store> | undefined;
   readonly #ownsStore: boolean;
   #purposes: Promise<Purpose[]> | undefined;
@@ -171,10 +127,21 @@ export class Hub {
     this.#ownsStore = !options.store;
     if (options.store) this.#store = Promise.resolve(options.store);
     this.#promptContexts = this.#hooks("promptContext");
+    this.#filters = this.#hooks("filterModels");
+    this.#defaultModelHooks = this.#hooks("defaultModel");
     this.secrets = new Secrets({
       env: this.#env,
       store: () => this.store(),
       registered: () => this.#registeredSecrets(),
+      ...(options.secretsCacheTtlMs === undefined ? {} : { cacheTtlMs: options.secretsCacheTtlMs }),
+    });
+    this.#descriptions = describeModels(registry);
+    this.#descriptionsById = new Map(this.#descriptions.map((description) => [description.id, description]));
+    this.#keys = new KeyResolver({
+      config,
+      secrets: this.secrets,
+      describe: (model) => this.#describe(model),
+      build: (definition) => new Model(definition, registry.keys, this.#env),
     });
   }
 
@@ -251,39 +218,81 @@ export class Hub {
       );
     }
     const core = this.#registry.get(id);
-    const allowed = await this.#allowedListings(purpose, actor);
-    if (!allowed.some((listing) => listing.id === core.id)) {
+    const allowed = await this.#allowedModels(purpose, actor);
+    if (!allowed.some((description) => description.id === core.id)) {
       const scope = purpose ? `purpose "${purpose}"` : "this configuration";
       throw new SwitchboardError(
         "MODEL_NOT_ALLOWED",
-        `Model ${core.id} is not allowed for ${scope}; allowed: ${allowed.map((listing) => listing.id).join(", ") || "none"}.`,
+        `Model ${core.id} is not allowed for ${scope}; allowed: ${allowed.map((description) => description.id).join(", ") || "none"}.`,
         { model: core.id, purpose, actor: actor?.id },
       );
     }
-    const key = await this.#keyFor(core, purpose, actor);
-    const fallbacks: FallbackModel[] = [];
-    for (const ref of (purpose ? this.config.purposes[purpose]?.fallbacks : undefined) ?? []) {
-      const fallback = this.#registry.get(typeof ref === "string" ? ref : ref.model);
-      const fallbackKey =
-        (typeof ref !== "string" && ref.key ? await this.secrets.get(ref.key, actor?.id) : undefined) ??
-        (await this.#keyFor(fallback, purpose, actor));
-      fallbacks.push(fallbackKey === undefined ? { model: fallback } : { model: fallback, key: fallbackKey });
-    }
-    const governed = core.withContext({
-      ...(key === undefined ? {} : { key }),
+    const primary = await this.#keys.keyed(core, purpose, actor);
+    const { fallbacks, skipped } = await this.#governedFallbacks(purpose, actor, allowed);
+    const governed = primary.model.withContext({
+      ...(primary.key === undefined ? {} : { key: primary.key }),
       fallbacks,
       observe: (start) => this.#observe(start, purpose, actor, group),
     });
-    return new HubModel(governed, purpose, actor);
+    return new HubModel(governed, purpose, actor, skipped);
   }
 
-  /** Models allowed for the purpose and actor, in decision 6's order; keyless ones hidden under `require_keys`. */
+  /**
+   * Decision 16: a fallback must pass the same allowlists, block lists and `filterModels` hooks as
+   * the first model, and have a key; one that does not is skipped, with a warning (once per hub
+   * and cause) and in `HubModel.skippedFallbacks`.
+   */
+  async #governedFallbacks(
+    purpose: string | undefined,
+    actor: Actor | undefined,
+    allowed: readonly ModelDescription[],
+  ): Promise<{ fallbacks: FallbackModel[]; skipped: SkippedFallback[] }> {
+    const fallbacks: FallbackModel[] = [];
+    const skipped: SkippedFallback[] = [];
+    for (const ref of (purpose ? this.config.purposes[purpose]?.fallbacks : undefined) ?? []) {
+      const fallback = this.#registry.get(refModel(ref));
+      let reason: string;
+      if (!allowed.some((description) => description.id === fallback.id)) {
+        reason = "not allowed for this purpose and actor (allowlist, block list or a filterModels hook)";
+      } else {
+        const keyed = await this.#keys.keyed(fallback, purpose, actor, refKey(ref));
+        if (keyed.lookup.kind === "missing") {
+          reason = keyed.lookup.secret ? `its key secret ${keyed.lookup.secret} is not set` : "it has no key";
+        } else {
+          fallbacks.push(
+            keyed.key === undefined ? { model: keyed.model } : { model: keyed.model, key: keyed.key },
+          );
+          continue;
+        }
+      }
+      skipped.push({ model: fallback.id, reason });
+      const warning = `Fallback ${fallback.id} of purpose "${purpose}" skipped: ${reason}.`;
+      if (!this.#fallbackWarnings.has(warning)) {
+        this.#fallbackWarnings.add(warning);
+        process.emitWarning(warning, { code: "SWITCHBOARD_FALLBACK_SKIPPED" });
+      }
+    }
+    return { fallbacks, skipped };
+  }
+
+  /**
+   * Models allowed for the purpose and actor, in decision 6's order, each with its key status;
+   * keyless ones hidden under `require_keys`. Checking keys reads secrets but never counts as using them.
+   */
   async models(
     options: { purpose?: string | undefined; actor?: Actor | undefined } = {},
   ): Promise<ModelListing[]> {
-    const allowed = await this.#allowedListings(options.purpose, options.actor);
+    const allowed = await this.#allowedModels(options.purpose, options.actor);
+    const listings = await Promise.all(
+      allowed.map(
+        async (description): Promise<ModelListing> => ({
+          ...description,
+          hasKey: await this.#keys.hasKey(this.#registry.get(description.id), options.purpose),
+        }),
+      ),
+    );
     return sortModels(
-      this.config.require_keys ? allowed.filter((listing) => listing.hasKey) : allowed,
+      this.config.require_keys ? listings.filter((listing) => listing.hasKey) : listings,
       this.config,
       options.purpose,
     );
@@ -296,8 +305,9 @@ export class Hub {
       purposes.map(async (purpose) => ({
         name: purpose.name,
         description: purpose.description,
-        model:
+        model: this.#canonicalId(
           (await this.#hookDefault(purpose.name, undefined)) ?? defaultModelFor(this.config, purpose.name),
+        ),
         models: (await this.models({ purpose: purpose.name })).map((listing) => listing.id),
       })),
     );
@@ -353,6 +363,7 @@ export class Hub {
         process.emitWarning(`shutdown hook of ${plugin.name} failed: ${describeError(error)}`);
       }
     }
+    await this.secrets.settled();
     this.#closed = true;
     if (this.#store && this.#ownsStore) await (await this.#store).close();
   }
@@ -367,62 +378,33 @@ export class Hub {
   }
 
   async #hookDefault(purpose: string | undefined, actor: Actor | undefined): Promise<string | undefined> {
-    for (const { hook } of this.#hooks("defaultModel")) {
+    for (const { hook } of this.#defaultModelHooks) {
       const id = await hook({ purpose, actor, config: this.config });
       if (id) return id;
     }
     return undefined;
   }
 
-  /** Every registered model through the `filterModels` hooks, each seeing the previous output (decision 4). */
-  async #allowedListings(purpose: string | undefined, actor: Actor | undefined): Promise<ModelListing[]> {
-    let listings: readonly ModelListing[] = await Promise.all(
-      this.#registry.models().map((model) => this.#listing(model, purpose, actor)),
-    );
-    for (const { hook } of this.#hooks("filterModels")) {
-      const filtered = await hook({ models: listings, purpose, actor, config: this.config });
-      if (filtered) listings = filtered;
-    }
-    return [...listings];
-  }
-
-  async #listing(model: Model, purpose: string | undefined, actor: Actor | undefined): Promise<ModelListing> {
-    const definition = model.definition;
-    return {
-      id: model.id,
-      aliases: model.aliases,
-      provider: definition.provider,
-      needsKey: definition.needsKey,
-      keyEnvVar: definition.keyEnvVar,
-      capabilities: model.capabilities,
-      hasKey:
-        !definition.needsKey ||
-        model.hasKey() ||
-        (await this.#keyFor(model, purpose, actor, false)) !== undefined,
-    };
-  }
-
   /**
-   * Decision 7, as far as the hub decides: configured per-purpose keys, then the provider's
-   * configured secret, then `<ALIAS>_API_KEY`. Undefined leaves the keys file and env var to the core.
+   * Every registered model through the `filterModels` hooks, each seeing the previous output
+   * (decision 4). Needs no keys, so resolving a model reads no secret but its own.
    */
-  async #keyFor(
-    model: Model,
-    purpose: string | undefined,
-    actor: Actor | undefined,
-    recordUse = true,
-  ): Promise<string | undefined> {
-    const alias = model.needsKey;
-    if (!alias) return undefined;
-    const names = configuredKeySecrets(this.config, model.id, purpose);
-    const providerKey = this.config.providers[alias]?.key;
-    if (providerKey) names.push(providerKey);
-    names.push(providerSecretName(alias));
-    for (const name of names) {
-      const value = recordUse ? await this.secrets.get(name, actor?.id) : await this.secrets.peek(name);
-      if (value) return value;
+  async #allowedModels(purpose: string | undefined, actor: Actor | undefined): Promise<ModelDescription[]> {
+    let models: readonly ModelDescription[] = this.#descriptions;
+    for (const { hook } of this.#filters) {
+      const filtered = await hook({ models, purpose, actor, config: this.config });
+      if (filtered) models = filtered;
     }
-    return undefined;
+    return [...models];
+  }
+
+  #describe(model: Model): ModelDescription {
+    return this.#descriptionsById.get(model.id) ?? describeModel(model, model.aliases);
+  }
+
+  /** A configured name (id or alias) as the model's id; unknown names stay as they are. */
+  #canonicalId(name: string | undefined): string | undefined {
+    return name === undefined ? undefined : (this.#registry.find(name)?.id ?? name);
   }
 
   async #registeredPurposes(): Promise<Purpose[]> {
@@ -445,15 +427,7 @@ export class Hub {
     };
     for (const { hook } of this.#hooks("registerSecrets"))
       for (const secret of await hook({ config: this.config })) add(secret);
-    for (const model of this.#registry.models()) {
-      if (!model.needsKey) continue;
-      const obtainUrl = KEY_OBTAIN_URLS[model.needsKey];
-      add({
-        name: providerSecretName(model.needsKey),
-        description: `API key for ${model.needsKey} models`,
-        ...(obtainUrl ? { obtainUrl } : {}),
-      });
-    }
+    for (const secret of modelKeySecrets(this.#registry.models())) add(secret);
     return [...secrets.values()];
   }
 
@@ -514,44 +488,6 @@ async function runContextHook(hook: () => unknown): Promise<void> {
     await hook();
   } catch (error) {
     process.emitWarning(`promptContext hook failed: ${describeError(error)}`, { code: "SWITCHBOARD_HOOK" });
-  }
-}
-
-/**
- * A model handed out by the hub. Every way to use it — prompt, chain, conversation, and the
- * objects they return — runs through the hub's hooks; the underlying core model stays private.
- */
-export class HubModel {
-  readonly #model: Model;
-  readonly purpose: string | undefined;
-  readonly actor: Actor | undefined;
-
-  constructor(model: Model, purpose: string | undefined, actor: Actor | undefined) {
-    this.#model = model;
-    this.purpose = purpose;
-    this.actor = actor;
-  }
-
-  get id(): string {
-    return this.#model.id;
-  }
-  get capabilities() {
-    return this.#model.capabilities;
-  }
-  get optionNames(): string[] {
-    return this.#model.optionNames;
-  }
-
-  prompt(prompt: string, options?: PromptOptions): ModelResponse {
-    return this.#model.prompt(prompt, options);
-  }
-
-  chain(prompt: string, options?: ChainOptions): ChainResponse {
-    return this.#model.chain(prompt, options);
-  }
-
-  conversation(options?: ConversationOptions): Conversation {
-    return this.#model.conversation(options);
   }
 }
 

@@ -25,25 +25,27 @@ export type {
   PurposeConfig,
 } from "./config.ts";
 export { findConfigPath, loadConfigFile, parseConfig } from "./config.ts";
+export type { HookName, HookSpecs, SwitchboardPlugin } from "./hooks.ts";
+export { HOOK_NAMES } from "./hooks.ts";
+export type { HubOptions } from "./hub.ts";
+export { Hub, HubModel, openHub } from "./hub.ts";
+export { providerSecretName } from "./keys.ts";
+export { UsageWriter } from "./plugins/usage-log.ts";
+export type { SecretListing, SecretsOptions } from "./secrets.ts";
+export { generateEncryptionKey, Secrets } from "./secrets.ts";
+export type { CreateTokenInput, GatewayToken, StoredToken, TokenCheck, TokenStore } from "./tokens.ts";
+export { hashToken, Tokens } from "./tokens.ts";
 export type {
   Actor,
   GroupInfo,
-  HookName,
-  HookSpecs,
+  ModelDescription,
   ModelListing,
+  ModelQuery,
   PromptContext,
   PromptContextArgs,
   PromptOutcome,
   Purpose,
+  PurposeListing,
   Secret,
-  SwitchboardPlugin,
-} from "./hooks.ts";
-export { HOOK_NAMES } from "./hooks.ts";
-export type { HubOptions, ModelQuery, PurposeListing } from "./hub.ts";
-export { Hub, HubModel, openHub } from "./hub.ts";
-export { UsageWriter } from "./plugins/usage-log.ts";
-export { providerSecretName } from "./routing.ts";
-export type { SecretListing } from "./secrets.ts";
-export { generateEncryptionKey, Secrets } from "./secrets.ts";
-export type { CreateTokenInput, GatewayToken, StoredToken, TokenCheck, TokenStore } from "./tokens.ts";
-export { hashToken, Tokens } from "./tokens.ts";
+  SkippedFallback,
+} from "./types.ts";

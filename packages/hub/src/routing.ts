@@ -1,8 +1,9 @@
 /**
- * Purpose routing as pure functions of the configuration (DESIGN §2.2, decisions 3, 6 and 7), so
- * each decision reads in one place and is tested without a hub.
+ * Purpose routing as pure functions of the configuration (the allowlists of decision 3 and the
+ * listing order of decision 6), so each decision reads in one place and is tested without a hub.
+ * Configuration entries may name a model by its id or by any of its aliases.
  */
-import { type HubConfig, type ModelRef, refKey, refModel } from "./config.ts";
+import { type HubConfig, refModel } from "./config.ts";
 
 export interface Allowlist {
   /** Allowed ids; `undefined` means every registered model. */
@@ -34,7 +35,7 @@ export function isAllowed(list: Allowlist, modelId: string, aliases: readonly st
   return list.allowed === undefined || names.some((name) => list.allowed?.has(name));
 }
 
-/** The purpose's default model id, else the global default (decision 6's first entry). */
+/** The purpose's default model (as configured: an id or an alias), else the global default. */
 export function defaultModelFor(config: HubConfig, purpose: string | undefined): string | undefined {
   const purposeModel = purpose ? config.purposes[purpose]?.model : undefined;
   if (purposeModel) return refModel(purposeModel);
@@ -43,73 +44,33 @@ export function defaultModelFor(config: HubConfig, purpose: string | undefined):
 
 /**
  * Decision 6: the default first, then the purpose's list in config order, then the global list in
- * config order, then the rest in registration order.
+ * config order, then the rest in registration order. A configured name matches a model's id or alias.
  */
-export function sortModels<T extends { id: string }>(
+export function sortModels<T extends { id: string; aliases: readonly string[] }>(
   models: readonly T[],
   config: HubConfig,
   purpose: string | undefined,
 ): T[] {
   const preferred: string[] = [];
-  const defaultId = defaultModelFor(config, purpose);
-  if (defaultId) preferred.push(defaultId);
+  const defaultName = defaultModelFor(config, purpose);
+  if (defaultName) preferred.push(defaultName);
   const purposeModels = purpose ? config.purposes[purpose]?.models : undefined;
   for (const ref of purposeModels ?? []) preferred.push(refModel(ref));
-  for (const id of config.models ?? []) preferred.push(id);
+  for (const name of config.models ?? []) preferred.push(name);
 
-  const byId = new Map(models.map((model) => [model.id, model]));
+  const byName = new Map<string, T>();
+  // Ids last, so an id wins over another model's alias.
+  for (const model of models) for (const alias of model.aliases) byName.set(alias, model);
+  for (const model of models) byName.set(model.id, model);
   const sorted: T[] = [];
   const seen = new Set<string>();
-  for (const id of preferred) {
-    const model = byId.get(id);
-    if (model && !seen.has(id)) {
+  for (const name of preferred) {
+    const model = byName.get(name);
+    if (model && !seen.has(model.id)) {
       sorted.push(model);
-      seen.add(id);
+      seen.add(model.id);
     }
   }
   for (const model of models) if (!seen.has(model.id)) sorted.push(model);
   return sorted;
-}
-
-/**
- * Decision 7, the configured part: the secret named by the purpose's `models` entry for this model,
- * then by the purpose's `model` ref, then by `default_model` — each only when it names this model.
- */
-export function configuredKeySecrets(
-  config: HubConfig,
-  modelId: string,
-  purpose: string | undefined,
-): string[] {
-  const names: string[] = [];
-  const consider = (ref: ModelRef | undefined) => {
-    const key = refKey(ref);
-    if (ref && key && refModel(ref) === modelId) names.push(key);
-  };
-  const purposeConfig = purpose ? config.purposes[purpose] : undefined;
-  for (const ref of purposeConfig?.models ?? []) consider(ref);
-  consider(purposeConfig?.model);
-  consider(config.default_model);
-  return names;
-}
-
-/** `echo-needs-key` → `ECHO_NEEDS_KEY_API_KEY`: a name every shell can set as an env var. */
-export function providerSecretName(keyAlias: string): string {
-  return `${keyAlias.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_API_KEY`;
-}
-
-/** Every secret name the configuration mentions (custom keys of refs and providers). */
-export function configSecretNames(config: HubConfig): string[] {
-  const names = new Set<string>();
-  const add = (ref: ModelRef | undefined) => {
-    const key = refKey(ref);
-    if (key) names.add(key);
-  };
-  add(config.default_model);
-  for (const purpose of Object.values(config.purposes)) {
-    add(purpose.model);
-    for (const ref of purpose.models ?? []) add(ref);
-    for (const ref of purpose.fallbacks ?? []) add(ref);
-  }
-  for (const provider of Object.values(config.providers)) if (provider.key) names.add(provider.key);
-  return [...names];
 }

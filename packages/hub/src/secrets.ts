@@ -1,12 +1,45 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { SwitchboardError } from "@switchboard/core";
+import { describeError, rememberSecret, SwitchboardError } from "@switchboard/core";
 import type { Store } from "@switchboard/store";
-import type { Secret } from "./hooks.ts";
+import type { Secret } from "./types.ts";
 
 const ENV_PREFIX = "SWITCHBOARD_SECRET_";
 const KEY_ENV = "SWITCHBOARD_SECRETS_KEY";
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
+/** Long enough to spare the store a read per prompt, short enough that another process's change shows soon. */
+const DEFAULT_CACHE_TTL_MS = 5_000;
+/** Last use is a "when was this key last needed" signal, so one write a minute per secret and actor is plenty. */
+const USE_RECORD_INTERVAL_MS = 60_000;
+
+export interface SecretsOptions {
+  env: NodeJS.ProcessEnv;
+  store: () => Promise<Store>;
+  registered: () => Promise<readonly Secret[]>;
+  /** How long a value read from the store is reused (default 5 s). */
+  cacheTtlMs?: number | undefined;
+  /** The clock, in epoch ms (tests move it). */
+  now?: (() => number) | undefined;
+}
+
+interface StoredValue {
+  value: string;
+  version: number;
+}
+
+interface CacheEntry {
+  read: Promise<StoredValue | undefined>;
+  expiresAt: number;
+}
+
+/** A character that cannot be part of a key sent in an HTTP header: line breaks and other controls. */
+function hasControlCharacter(text: string): boolean {
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
 
 export interface SecretListing {
   name: string;
@@ -50,15 +83,19 @@ export class Secrets {
   readonly #env: NodeJS.ProcessEnv;
   readonly #openStore: () => Promise<Store>;
   readonly #registered: () => Promise<readonly Secret[]>;
+  readonly #cacheTtlMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, CacheEntry>();
+  /** When each secret's use was last written, per actor. */
+  readonly #lastRecorded = new Map<string, number>();
+  readonly #pendingWrites = new Set<Promise<void>>();
 
-  constructor(options: {
-    env: NodeJS.ProcessEnv;
-    store: () => Promise<Store>;
-    registered: () => Promise<readonly Secret[]>;
-  }) {
+  constructor(options: SecretsOptions) {
     this.#env = options.env;
     this.#openStore = options.store;
     this.#registered = options.registered;
+    this.#cacheTtlMs = options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
+    this.#now = options.now ?? Date.now;
   }
 
   static envVar(name: string): string {
@@ -66,25 +103,83 @@ export class Secrets {
   }
 
   /** The value, or undefined when the secret is set nowhere. Records the use in the store. */
-  get(name: string, actorId?: string): Promise<string | undefined> {
-    return this.#read(name, true, actorId);
+  async get(name: string, actorId?: string): Promise<string | undefined> {
+    const value = await this.peek(name);
+    if (value !== undefined) await this.recordUse(name, actorId);
+    return value;
   }
 
-  /** Like `get`, without recording a use (for listings that only check a key exists). */
-  peek(name: string): Promise<string | undefined> {
-    return this.#read(name, false, undefined);
+  /**
+   * The value without recording a use (key checks, listings). Values from the store are cached
+   * for a few seconds; setting a secret through this object refreshes it at once.
+   */
+  async peek(name: string): Promise<string | undefined> {
+    const fromEnv = this.#fromEnv(name);
+    if (fromEnv !== undefined) return fromEnv;
+    return (await this.#stored(name))?.value;
   }
 
-  async #read(name: string, recordUse: boolean, actorId: string | undefined): Promise<string | undefined> {
-    const fromEnv = this.#env[Secrets.envVar(name)];
-    if (fromEnv) return fromEnv;
-    const keyText = this.#env[KEY_ENV];
+  /**
+   * Records that a request used the stored secret (environment values have no record). Written at
+   * most once a minute per secret and actor; never rejects (a failed write is a warning).
+   */
+  recordUse(name: string, actorId?: string): Promise<void> {
+    if (this.#fromEnv(name) !== undefined || !this.#env[KEY_ENV]) return Promise.resolve();
+    const recordKey = `${name}\u0000${actorId ?? ""}`;
+    const now = this.#now();
+    const last = this.#lastRecorded.get(recordKey);
+    if (last !== undefined && now - last < USE_RECORD_INTERVAL_MS) return Promise.resolve();
+    this.#lastRecorded.set(recordKey, now);
+    const write = (async () => {
+      try {
+        const stored = await this.#stored(name);
+        if (stored) await (await this.#openStore()).markSecretUsed(name, stored.version, actorId);
+      } catch (error) {
+        this.#lastRecorded.delete(recordKey);
+        process.emitWarning(`Could not record the use of secret ${name}: ${describeError(error)}`, {
+          code: "SWITCHBOARD_SECRET_USE",
+        });
+      }
+    })();
+    this.#pendingWrites.add(write);
+    void write.finally(() => this.#pendingWrites.delete(write));
+    return write;
+  }
+
+  /** Waits for use records still being written (before the store closes). */
+  async settled(): Promise<void> {
+    while (this.#pendingWrites.size > 0) await Promise.all(this.#pendingWrites);
+  }
+
+  #fromEnv(name: string): string | undefined {
+    // Surrounding whitespace (a trailing newline from `echo`) is never part of a key.
+    const value = this.#env[Secrets.envVar(name)]?.trim();
+    if (!value) return undefined;
+    rememberSecret(value);
+    return value;
+  }
+
+  #stored(name: string): Promise<StoredValue | undefined> {
     // Without an encryption key nothing stored can be read, so the database is not even opened.
-    if (!keyText) return undefined;
+    if (!this.#env[KEY_ENV]) return Promise.resolve(undefined);
+    const now = this.#now();
+    const cached = this.#cache.get(name);
+    if (cached && cached.expiresAt > now) return cached.read;
+    const read = this.#load(name);
+    const entry = { read, expiresAt: now + this.#cacheTtlMs };
+    this.#cache.set(name, entry);
+    // A failed read (a wrong encryption key, a storage error) is tried again next time.
+    read.catch(() => {
+      if (this.#cache.get(name) === entry) this.#cache.delete(name);
+    });
+    return read;
+  }
+
+  async #load(name: string): Promise<StoredValue | undefined> {
     const store = await this.#openStore();
     const stored = await store.getSecret(name);
     if (!stored) return undefined;
-    const key = parseEncryptionKey(keyText);
+    const key = parseEncryptionKey(this.#env[KEY_ENV] ?? "");
     if (stored.keyId !== keyId(key)) {
       throw new SwitchboardError(
         "SECRET_ERROR",
@@ -93,10 +188,14 @@ export class Secrets {
       );
     }
     const value = decrypt(key, stored.ciphertext, name);
-    if (recordUse) await store.markSecretUsed(name, stored.version, actorId);
-    return value;
+    rememberSecret(value);
+    return { value, version: stored.version };
   }
 
+  /**
+   * Stores a new version, encrypted. Surrounding whitespace is trimmed; a value that still holds a
+   * line break or another control character is refused (it could never be sent as a key).
+   */
   async set(
     name: string,
     value: string,
@@ -104,6 +203,22 @@ export class Secrets {
   ): Promise<{ version: number }> {
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
       throw new SwitchboardError("INVALID_INPUT", `Secret names use letters, digits and _ (got "${name}").`);
+    }
+    const trimmed = value.trim();
+    rememberSecret(trimmed);
+    if (!trimmed) {
+      throw new SwitchboardError(
+        "INVALID_INPUT",
+        `Secret ${name} needs a value: pipe it in, e.g. echo "$VALUE" | switchboard secrets set ${name}.`,
+        { secret: name },
+      );
+    }
+    if (hasControlCharacter(trimmed)) {
+      throw new SwitchboardError(
+        "INVALID_INPUT",
+        `The value for secret ${name} contains a line break or another control character; store the key on one line, without them.`,
+        { secret: name },
+      );
     }
     const keyText = this.#env[KEY_ENV];
     if (!keyText) {
@@ -114,13 +229,15 @@ export class Secrets {
     }
     const key = parseEncryptionKey(keyText);
     const store = await this.#openStore();
-    return store.putSecret({
+    const result = await store.putSecret({
       name,
-      ciphertext: encrypt(key, value, name),
+      ciphertext: encrypt(key, trimmed, name),
       keyId: keyId(key),
       note: options.note,
       actorId: options.actorId,
     });
+    this.#cache.delete(name);
+    return result;
   }
 
   /** Registered and stored secrets with where each is set; never a value. */

@@ -1,5 +1,5 @@
 /**
- * One describe block per decision of DESIGN §2.2; each test pins the decision's behaviour.
+ * One describe block per routing decision (docs/configuration.md, "How routing decides").
  */
 
 import { isSwitchboardError, type ModelResponse } from "@switchboard/core";

@@ -7,7 +7,7 @@
 import { SwitchboardError } from "@switchboard/core";
 import type { Store } from "@switchboard/store";
 import type { HubConfig, LimitConfig } from "../config.ts";
-import type { Actor } from "../hooks.ts";
+import type { Actor } from "../types.ts";
 import { formatUsd, usdToNanocents } from "./pricing.ts";
 
 export interface Reservation {

@@ -1,8 +1,8 @@
 /**
  * Budgets as a plugin: before a prompt, a whole chain, or the first prompt of a group, every
  * accountant reserves an amount (one refusal releases the others and refuses the prompt before
- * any request); afterwards each settles once with the real cost of all responses — or releases
- * the hold when the prompt failed having spent nothing.
+ * any request); afterwards each settles once with what all responses were charged — also when
+ * the prompt failed or was aborted after output — or releases the hold when nothing was delivered.
  */
 import { describeError, type ModelResponse, type PromptInput } from "@switchboard/core";
 import {
@@ -12,6 +12,7 @@ import {
   type Reservation,
 } from "../accounting/accountants.ts";
 import { type PriceBook, usdToNanocents } from "../accounting/pricing.ts";
+import { chargedCost, estimateInputTokens } from "../charges.ts";
 import type { HubConfig } from "../config.ts";
 import type { SwitchboardPlugin } from "../hooks.ts";
 
@@ -51,15 +52,6 @@ async function finishAll(
       process.emitWarning(`Accountant ${accountant.name} could not settle ${txId}: ${describeError(error)}`);
     }
   }
-}
-
-/** A rough upper bound of a prompt's input tokens without a tokenizer (about 3 characters a token). */
-function estimateInputTokens(input: PromptInput): number {
-  const characters =
-    input.prompt.length +
-    (input.system?.length ?? 0) +
-    input.toolResults.reduce((n, r) => n + r.output.length, 0);
-  return Math.ceil(characters / 3) + 16;
 }
 
 interface GroupBooking {
@@ -102,15 +94,13 @@ export function accountingPlugin(options: {
     );
   };
 
-  /** The real cost of a response; an unpriced model is charged its share of the reservation. */
-  const costOf = (response: ModelResponse, fallback: bigint): bigint => {
-    const usage = response.usageSoFar;
-    const cost = prices.cost(response.answeredBy ?? response.modelId, usage);
-    if (cost !== undefined) return cost;
-    return usage.input === undefined && usage.output === undefined && response.status === "failed"
-      ? 0n
-      : fallback;
-  };
+  /**
+   * What one response is charged: its reported usage, else the tokens counted from its own prompt
+   * and output (so each step of a chain pays for itself, not for the whole reservation). Only a
+   * model without any price (a fallback nobody priced) is charged the reservation.
+   */
+  const costOf = (response: ModelResponse, reserved: bigint): bigint =>
+    chargedCost(response, prices) ?? reserved;
 
   return {
     name: "accounting",
@@ -164,7 +154,7 @@ export function accountingPlugin(options: {
         onResponse(response) {
           spent += costOf(response, amount);
         },
-        // A failure that cost nothing releases the hold; anything spent is settled, also on failure.
+        // A failure before any output releases the hold; anything delivered is settled, also on failure or abort.
         after: ({ error }) =>
           finishAll(accountants, args.executionId, error !== undefined && spent === 0n ? undefined : spent),
       };

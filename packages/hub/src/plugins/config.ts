@@ -5,8 +5,10 @@
  */
 import { anthropicCompatiblePlugin, openaiCompatiblePlugin } from "@switchboard/core";
 import type { HubConfig } from "../config.ts";
-import type { Purpose, SwitchboardPlugin } from "../hooks.ts";
-import { allowlistFor, configSecretNames, isAllowed } from "../routing.ts";
+import type { SwitchboardPlugin } from "../hooks.ts";
+import { configSecretNames } from "../keys.ts";
+import { allowlistFor, isAllowed } from "../routing.ts";
+import type { Purpose } from "../types.ts";
 
 /** Registers the models of every `providers:` entry (OpenAI-compatible or Anthropic endpoints). */
 export function configProvidersPlugin(config: HubConfig): SwitchboardPlugin {
