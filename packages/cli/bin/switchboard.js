@@ -11,10 +11,5 @@ if (major < 22 || (major === 22 && minor < 18)) {
 // Caches compiled sources (and their stripped types) between runs: cuts start-up to a third.
 const { enableCompileCache } = await import("node:module");
 enableCompileCache?.();
-// A closed pipe (`switchboard … | head`) is the reader's choice, not an error.
-process.stdout.on("error", (error) => {
-  if (error.code === "EPIPE") process.exit(0);
-  throw error;
-});
-const { main } = await import("../src/main.ts");
-process.exitCode = await main(process.argv.slice(2));
+const { runCli } = await import("../src/main.ts");
+await runCli();

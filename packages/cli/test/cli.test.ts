@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { startFakeOpenAI } from "@switchboard/core/testing";
 import { describe, expect, it } from "vitest";
 import { main } from "../src/index.ts";
 
@@ -281,5 +282,34 @@ describe("attachments and schemas from the CLI", () => {
     expect(schema.stderr).toBe("Error: Model echo does not support schemas.\n");
     const badSchema = await run(["prompt", "-m", "echo", "--schema", "{not json", "hi"]);
     expect(badSchema.stderr).toContain("--schema must be a JSON object");
+  });
+
+  it("names --schema and the path when the schema file cannot be read", async () => {
+    const missing = join(mkdtempSync(join(tmpdir(), "switchboard-cli-")), "schema.json");
+    const result = await run(["prompt", "-m", "echo", "--schema", missing, "hi"]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toBe(
+      `Error: --schema: cannot read the file ${missing} (no such file or directory). ` +
+        "Pass a JSON object, or the path of a file holding one.\n",
+    );
+  });
+});
+
+describe("error lines", () => {
+  it("end in one full stop when they quote an upstream message that has its own", async () => {
+    const fake = await startFakeOpenAI();
+    try {
+      fake.enqueue({ status: 400, message: "Your request was malformed." });
+      const config = configFile(
+        `providers:\n  upstream:\n    type: openai\n    base_url: ${fake.url}\n    models: [{id: upstream-model}]\n`,
+      );
+      const result = await run(["--config", config, "prompt", "-m", "upstream-model", "--key", "k", "hi"]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^Error: .*Your request was malformed\.\n$/);
+      expect(result.stderr).not.toContain("..");
+    } finally {
+      await fake.close();
+    }
   });
 });

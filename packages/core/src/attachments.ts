@@ -31,13 +31,31 @@ function typeFromName(name: string): string | undefined {
   return TYPES_BY_EXTENSION[extname(withoutQuery).toLowerCase()];
 }
 
-/** Validates attachments against what the model accepts and settles each one's MIME type. */
+/** Where a prompt comes from: one from outside may not make Switchboard read its own files. */
+export interface AttachmentTrust {
+  untrusted: boolean;
+  /** URL attachments from an untrusted prompt are fetched by the provider: only when allowed. */
+  allowUrls: boolean;
+}
+
+const TRUSTED: AttachmentTrust = { untrusted: false, allowUrls: true };
+
+/**
+ * Validates attachments against what the model accepts and settles each one's MIME type. An
+ * untrusted prompt's `{path}` (and, unless allowed, `{url}`) attachments are refused before any
+ * file is looked at.
+ */
 export function normalizeAttachments(
   inputs: readonly AttachmentInput[],
   modelId: string,
   accepted: readonly string[],
+  trust: AttachmentTrust = TRUSTED,
+  where = "",
 ): Attachment[] {
   if (inputs.length === 0) return [];
+  if (trust.untrusted) {
+    for (const [index, input] of inputs.entries()) refuseUntrusted(input, index, trust, where);
+  }
   if (accepted.length === 0) {
     throw new SwitchboardError("UNSUPPORTED", `Model ${modelId} does not accept attachments.`, {
       model: modelId,
@@ -45,13 +63,19 @@ export function normalizeAttachments(
   }
   return inputs.map((input, index) => {
     let attachment: Attachment;
+    if (typeof input !== "object" || input === null) {
+      throw new SwitchboardError(
+        "INVALID_ATTACHMENT",
+        `${where}Attachment ${index + 1}: give {path}, {url} or {content} with an optional type.`,
+      );
+    }
     if ("path" in input) {
       try {
         if (!statSync(input.path).isFile()) throw new Error("not a file");
       } catch {
         throw new SwitchboardError(
           "INVALID_ATTACHMENT",
-          `Attachment ${index + 1}: no file at ${input.path}.`,
+          `${where}Attachment ${index + 1}: no file at ${input.path}.`,
           {
             path: input.path,
           },
@@ -66,7 +90,7 @@ export function normalizeAttachments(
     if (!attachment.type) {
       throw new SwitchboardError(
         "INVALID_ATTACHMENT",
-        `Attachment ${index + 1}: cannot tell its type; give its MIME type explicitly (one of ${accepted.join(", ")}).`,
+        `${where}Attachment ${index + 1}: cannot tell its type; give its MIME type explicitly (one of ${accepted.join(", ")}).`,
       );
     }
     if (!accepted.includes(attachment.type)) {
@@ -78,4 +102,22 @@ export function normalizeAttachments(
     }
     return attachment;
   });
+}
+
+function refuseUntrusted(input: AttachmentInput, index: number, trust: AttachmentTrust, where: string): void {
+  if (typeof input !== "object" || input === null) return;
+  if ("path" in input) {
+    throw new SwitchboardError(
+      "INVALID_INPUT",
+      `${where}Attachment ${index + 1} names a file path, which a prompt from outside may not do: send the file's content instead.`,
+      { attachment: index + 1 },
+    );
+  }
+  if ("url" in input && !trust.allowUrls) {
+    throw new SwitchboardError(
+      "INVALID_INPUT",
+      `${where}Attachment ${index + 1} is a URL, which this server does not fetch for prompts from outside: send the content instead (the operator can allow URL attachments).`,
+      { attachment: index + 1 },
+    );
+  }
 }

@@ -1,7 +1,6 @@
 import { CancelToolCall, describeError, SwitchboardError } from "./errors.ts";
-import type { ExecutionScope } from "./execution.ts";
 import { newId } from "./ids.ts";
-import { type ModelResponse, sumUsage } from "./response.ts";
+import { type ModelResponse, type ResponseScope, sumUsage } from "./response.ts";
 import type { PromptInput, Tool, ToolCall, ToolResult, Usage } from "./types.ts";
 
 /** Runs before each tool call; throw `CancelToolCall` to skip it. */
@@ -47,7 +46,7 @@ export async function runToolCalls(
         try {
           await hooks.beforeCall(tool, call);
         } catch (error) {
-          if (error instanceof CancelToolCall) return { ...base, output: `Cancelled: ${error.message}` };
+          if (CancelToolCall.isInstance(error)) return { ...base, output: `Cancelled: ${error.message}` };
           throw error;
         }
       }
@@ -70,7 +69,7 @@ export interface ChainInit {
   beforeCall?: BeforeToolCall;
   afterCall?: AfterToolCall;
   chainLimit: number;
-  scope: ExecutionScope;
+  scope: ResponseScope;
   signal?: AbortSignal;
   /** Creates the response for one step of the chain. */
   createResponse: (input: PromptInput, chainId: string) => ModelResponse;
@@ -176,12 +175,15 @@ export class ChainResponse implements AsyncIterable<string> {
           ...(init.signal ? { signal: init.signal } : {}),
         };
         const toolResults = await runToolCalls(calls, init.tools, hooks);
-        input = { ...init.firstInput, prompt: "", attachments: [], toolResults };
+        // Later steps carry only the tool results: the prompt, its attachments and any explicit
+        // history are replayed from the conversation.
+        const { history: _history, ...firstInput } = init.firstInput;
+        input = { ...firstInput, prompt: "", attachments: [], toolResults };
       }
     } catch (caught) {
       error = caught;
     }
-    await init.scope.end(error);
+    await init.scope.after(error);
     this.#error = error;
     this.#finished = true;
     this.#wake();

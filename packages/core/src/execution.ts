@@ -1,18 +1,6 @@
 import { describeError } from "./errors.ts";
-import type { ModelResponse } from "./response.ts";
-import type { PromptInput } from "./types.ts";
-
-/** What an observer learns when a top-level prompt or chain is created. */
-export interface ExecutionStart {
-  kind: "prompt" | "chain";
-  modelId: string;
-  input: PromptInput;
-  /** The chain's id for a chain; a fresh `exec_…` id for a single prompt. */
-  executionId: string;
-  conversationId: string | undefined;
-  /** Drives the execution to completion (errors are left to its consumer); used by groups. */
-  complete: () => Promise<void>;
-}
+import type { ModelResponse, ResponseScope } from "./response.ts";
+import type { ExecutionStart, FallbackModel } from "./types.ts";
 
 export interface ExecutionOutcome {
   responses: readonly ModelResponse[];
@@ -21,17 +9,17 @@ export interface ExecutionOutcome {
 }
 
 /**
- * Watches one prompt or one whole chain. This is the single mechanism through which the hub's
- * hooks see executions, so every access path (iteration, `text()`, conversations, chains) is
- * observed the same way.
+ * Watches one prompt or one whole chain, in the same three phases as the hub's `PromptContext`.
+ * This is the single mechanism through which the hub's hooks see executions, so every access path
+ * (iteration, `text()`, conversations, chains) is observed the same way.
  */
 export interface ExecutionObserver {
-  /** Runs before any request is sent; throwing refuses the prompt (then `end` is not called). */
-  begin?: () => Promise<void> | void;
+  /** Runs before any request is sent; throwing refuses the prompt (then `after` is not called). */
+  before?: () => Promise<void> | void;
   /** Runs after each response completes, successfully or not. */
-  responseDone?: (response: ModelResponse) => Promise<void> | void;
+  onResponse?: (response: ModelResponse) => Promise<void> | void;
   /** Runs once when the prompt or chain ends, on success or failure. */
-  end?: (outcome: ExecutionOutcome) => Promise<void> | void;
+  after?: (outcome: ExecutionOutcome) => Promise<void> | void;
 }
 
 /**
@@ -44,21 +32,16 @@ export interface ExecutionContext {
   observe?: (start: ExecutionStart) => ExecutionObserver | undefined;
 }
 
-export interface FallbackModel {
-  model: import("./model.ts").Model;
-  key?: string;
-}
-
 /** Errors thrown by observers after a response exists must not lose that response. */
 function reportObserverError(error: unknown): void {
   process.emitWarning(`Switchboard hook failed: ${describeError(error)}`, { code: "SWITCHBOARD_HOOK" });
 }
 
-/** The lifecycle of one observed execution: `begin` once, `end` once, never `end` without `begin`. */
-export class ExecutionScope {
+/** The lifecycle of one observed execution: `before` once, `after` once, never `after` without `before`. */
+export class ExecutionScope implements ResponseScope {
   readonly responses: ModelResponse[] = [];
   readonly #observer: ExecutionObserver | undefined;
-  #begun: Promise<void> | undefined;
+  #began: Promise<void> | undefined;
   #refused = false;
   #ended = false;
 
@@ -66,13 +49,13 @@ export class ExecutionScope {
     this.#observer = observer;
   }
 
-  begin(): Promise<void> {
-    if (!this.#begun) {
-      const begin = this.#observer?.begin;
-      this.#begun = begin
+  before(): Promise<void> {
+    if (!this.#began) {
+      const before = this.#observer?.before;
+      this.#began = before
         ? (async () => {
             try {
-              await begin();
+              await before();
             } catch (error) {
               this.#refused = true;
               throw error;
@@ -80,27 +63,27 @@ export class ExecutionScope {
           })()
         : Promise.resolve();
     }
-    return this.#begun;
+    return this.#began;
   }
 
-  async responseDone(response: ModelResponse): Promise<void> {
+  async onResponse(response: ModelResponse): Promise<void> {
     this.responses.push(response);
-    const responseDone = this.#observer?.responseDone;
-    if (!responseDone) return;
+    const onResponse = this.#observer?.onResponse;
+    if (!onResponse) return;
     try {
-      await responseDone(response);
+      await onResponse(response);
     } catch (error) {
       reportObserverError(error);
     }
   }
 
-  async end(error?: unknown): Promise<void> {
-    if (this.#ended || this.#refused || !this.#begun) return;
+  async after(error?: unknown): Promise<void> {
+    if (this.#ended || this.#refused || !this.#began) return;
     this.#ended = true;
-    const end = this.#observer?.end;
-    if (!end) return;
+    const after = this.#observer?.after;
+    if (!after) return;
     try {
-      await end(error === undefined ? { responses: this.responses } : { responses: this.responses, error });
+      await after(error === undefined ? { responses: this.responses } : { responses: this.responses, error });
     } catch (hookError) {
       reportObserverError(hookError);
     }

@@ -1,7 +1,17 @@
-export { builtinPlugins } from "./builtins.ts";
+export type { AbortSubject, TimeoutKind, TimeoutSource } from "./abort.ts";
+export { abortError, RequestTimeout } from "./abort.ts";
+export {
+  anthropicCompatiblePlugin,
+  anthropicPlugin,
+  builtinPlugins,
+  echoPlugin,
+  markovPlugin,
+  openaiCompatiblePlugin,
+  openaiPlugin,
+} from "./builtins.ts";
 export type { AfterToolCall, BeforeToolCall } from "./chain.ts";
 export { ChainResponse, DEFAULT_CHAIN_LIMIT, runToolCalls } from "./chain.ts";
-export type { ErrorCode } from "./errors.ts";
+export type { ErrorCode, SwitchboardErrorOptions } from "./errors.ts";
 export {
   CancelToolCall,
   describeError,
@@ -11,26 +21,17 @@ export {
   SwitchboardError,
   UnknownModelError,
 } from "./errors.ts";
-export type {
-  ExecutionContext,
-  ExecutionObserver,
-  ExecutionOutcome,
-  ExecutionStart,
-  FallbackModel,
-} from "./execution.ts";
+export type { ExecutionContext, ExecutionObserver, ExecutionOutcome } from "./execution.ts";
 export { newId } from "./ids.ts";
-export { KeyStore, userDirectory } from "./keys.ts";
+export { isRecord } from "./json.ts";
+export { isWellFormedKey, KeyStore, userDirectory } from "./keys.ts";
 export type { ChainOptions, ConversationOptions, PromptOptions } from "./model.ts";
 export { Conversation, Model } from "./model.ts";
 export type { CorePlugin, RegisteredModel, RegisterModelsArgs } from "./plugin.ts";
-export { anthropicCompatiblePlugin, anthropicPlugin } from "./providers/anthropic.ts";
-export { echoPlugin } from "./providers/echo.ts";
-export { markovPlugin } from "./providers/markov.ts";
-export { openaiCompatiblePlugin, openaiPlugin } from "./providers/openai.ts";
 export type { RegistryOptions } from "./registry.ts";
 export { Registry } from "./registry.ts";
 export type { ResponseStatus } from "./response.ts";
-export { ModelResponse, sumUsage } from "./response.ts";
+export { DEFAULT_TIMEOUT_MS, ModelResponse, sumUsage } from "./response.ts";
 export { rememberSecret, scrubSecrets } from "./scrub.ts";
 export type * from "./types.ts";
 export { shutdownWorkerPool } from "./workers/pool.ts";

@@ -2,6 +2,19 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { SwitchboardError } from "./errors.ts";
+import { rememberSecret } from "./scrub.ts";
+
+/**
+ * Whether a key can be sent in an HTTP header: no line break or other control character (a tab
+ * aside), nothing beyond Latin-1. A key failing this was pasted or stored wrongly.
+ */
+export function isWellFormedKey(value: string): boolean {
+  for (let index = 0; index < value.length; index++) {
+    const code = value.charCodeAt(index);
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f || code > 0xff) return false;
+  }
+  return true;
+}
 
 /** The per-user directory: `SWITCHBOARD_USER_PATH`, else `$XDG_CONFIG_HOME/switchboard`. */
 export function userDirectory(env: NodeJS.ProcessEnv = process.env): string {
@@ -11,8 +24,9 @@ export function userDirectory(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * API keys stored by alias in `keys.json` under the user directory (mode 0600). The file is
- * re-read only when its modification time changes, so resolving a key costs one `stat`.
+ * API keys stored by alias in `keys.json` under the user directory (the directory 0700, the file
+ * 0600). The file is re-read only when its modification time changes, so resolving a key costs one
+ * `stat`. Every key read is remembered by the secret scrubber.
  */
 export class KeyStore {
   readonly path: string;
@@ -33,9 +47,18 @@ export class KeyStore {
 
   set(alias: string, value: string): void {
     if (!alias.trim()) throw new SwitchboardError("INVALID_INPUT", "A key alias cannot be empty.");
-    if (!value.trim())
+    const key = value.trim();
+    if (!key)
       throw new SwitchboardError("INVALID_INPUT", `The key for ${alias} is empty; nothing was stored.`);
-    const keys = { ...this.#read(), [alias]: value.trim() };
+    rememberSecret(key);
+    if (!isWellFormedKey(key)) {
+      throw new SwitchboardError(
+        "INVALID_INPUT",
+        `The key for ${alias} contains a line break or another control character; nothing was stored. Give the key on one line.`,
+        { alias },
+      );
+    }
+    const keys = { ...this.#read(), [alias]: key };
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     // Write beside the file and rename, so a crash never leaves a half-written keys file.
     const temporary = `${this.path}.${process.pid}.tmp`;
@@ -57,15 +80,21 @@ export class KeyStore {
     try {
       parsed = JSON.parse(readFileSync(this.path, "utf8"));
     } catch (error) {
+      // The parser quotes the text it choked on, which may be a key: say only where it is.
+      const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec((error as Error).message)?.[0];
       throw new SwitchboardError(
         "INVALID_CONFIG",
-        `The keys file ${this.path} is not valid JSON (${(error as Error).message}); fix or delete it.`,
+        `The keys file ${this.path} is not valid JSON${where ? ` (${where})` : ""}; fix it or delete it and set the keys again.`,
         { path: this.path },
       );
     }
     const keys: Record<string, string> = {};
     if (parsed && typeof parsed === "object") {
-      for (const [alias, value] of Object.entries(parsed)) if (typeof value === "string") keys[alias] = value;
+      for (const [alias, value] of Object.entries(parsed)) {
+        if (typeof value !== "string") continue;
+        keys[alias] = value;
+        rememberSecret(value);
+      }
     }
     this.#cache = { mtimeMs, keys };
     return keys;

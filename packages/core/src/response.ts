@@ -1,9 +1,41 @@
+import { abortError, RequestTimeout, type TimeoutSource } from "./abort.ts";
 import { describeError, isSwitchboardError, SwitchboardError } from "./errors.ts";
-import type { ExecutionScope, FallbackModel } from "./execution.ts";
 import { newId } from "./ids.ts";
-import type { Exchange, PromptInput, StreamPart, ToolCall, Usage } from "./types.ts";
+import type {
+  Attachment,
+  FallbackModel,
+  FinishReason,
+  HistoryMessage,
+  ModelRequest,
+  PromptInput,
+  ResponsePart,
+  StreamPart,
+  ToolCall,
+  Usage,
+} from "./types.ts";
 
 export type ResponseStatus = "pending" | "running" | "done" | "failed";
+
+/** The observed lifecycle a response reports to (an `ExecutionScope`). */
+export interface ResponseScope {
+  /** Runs before any request; rejecting refuses the response. */
+  before(): Promise<void>;
+  onResponse(response: ModelResponse): Promise<void>;
+  after(error?: unknown): Promise<void>;
+}
+
+/** What a request replays before its own prompt: earlier messages, and the system prompt they set. */
+export interface Replay {
+  history: readonly HistoryMessage<Attachment>[];
+  /** The system prompt of an earlier turn, used when this prompt gives none. */
+  system?: string | undefined;
+}
+
+/** A timeout in ms and where its value came from (for the message when it fires). */
+export interface TimeoutSetting {
+  ms: number;
+  source: TimeoutSource;
+}
 
 /** The internal wiring of one response; built by `Model` and `Conversation`. */
 export interface ResponseInit {
@@ -11,41 +43,53 @@ export interface ResponseInit {
   stream: boolean;
   /** The model asked for first, then fallbacks; each with the key it runs with. */
   candidates: readonly FallbackModel[];
-  scope: ExecutionScope;
+  scope: ResponseScope;
   /** Whether this response alone is the observed execution (false inside a chain). */
   ownsScope: boolean;
-  history: () => Exchange[];
+  /** Called when the response starts: a conversation's earlier turns are only known then. */
+  replay: () => Replay;
   onComplete?: (response: ModelResponse) => void;
   chainId?: string;
   conversationId?: string;
   signal?: AbortSignal;
-  timeoutMs: number;
+  /** Bounds the whole response, fallbacks included. */
+  timeout: TimeoutSetting;
+  /** The prompt's first-chunk timeout; else each candidate's own `firstChunkTimeoutMs` applies. */
+  firstChunkTimeoutMs?: number;
 }
 
-/** Failures worth trying on the next model: rate limits, overloads, 5xx, dropped connections. */
-function isRetryable(error: unknown): boolean {
-  return isSwitchboardError(error) && error.retryable;
+/** The default timeout of a whole response. */
+export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
+
+const FINISH_REASONS: ReadonlySet<string> = new Set<FinishReason>([
+  "stop",
+  "length",
+  "tool-calls",
+  "content-filter",
+  "error",
+  "other",
+]);
+
+/** A plugin may still yield a provider's own reason: outside the closed set it is `other`, kept raw. */
+function normalizeFinish(part: { reason: string; rawReason?: string }): {
+  reason: FinishReason;
+  rawReason: string | undefined;
+} {
+  if (FINISH_REASONS.has(part.reason))
+    return { reason: part.reason as FinishReason, rawReason: part.rawReason };
+  return { reason: "other", rawReason: part.rawReason ?? part.reason };
 }
 
 function toSwitchboardError(error: unknown, signal: AbortSignal, modelId: string): unknown {
   if (isSwitchboardError(error)) return error;
-  if (signal.aborted) {
-    const reason: unknown = signal.reason;
-    const timedOut = reason instanceof DOMException && reason.name === "TimeoutError";
-    return new SwitchboardError(
-      timedOut ? "TIMEOUT" : "ABORTED",
-      timedOut ? `The request to ${modelId} timed out.` : `The request to ${modelId} was aborted.`,
-      { model: modelId },
-      { cause: error },
-    );
-  }
+  if (signal.aborted) return abortError(signal, { model: modelId });
   return error;
 }
 
 /**
  * A lazy model response. Nothing is sent until it is iterated or one of `text()`, `usage()`,
- * `toolCalls()`, `done()` is awaited. Iterating yields text chunks as they arrive; iterating again
- * (or after completion) replays them.
+ * `toolCalls()`, `done()` is awaited. Iterating yields text chunks as they arrive; `parts()` yields
+ * typed parts. Iterating again (or after completion) replays them.
  */
 export class ModelResponse implements AsyncIterable<string> {
   readonly id: string = newId("resp");
@@ -58,6 +102,7 @@ export class ModelResponse implements AsyncIterable<string> {
 
   readonly #init: ResponseInit;
   readonly #chunks: string[] = [];
+  readonly #parts: ResponsePart[] = [];
   #toolCalls: ToolCall[] = [];
   #usage: Usage = {};
   #status: ResponseStatus = "pending";
@@ -66,7 +111,8 @@ export class ModelResponse implements AsyncIterable<string> {
   #error: unknown;
   #answeredBy: string | undefined;
   #resolvedModel: string | undefined;
-  #finishReason: string | undefined;
+  #finishReason: FinishReason | undefined;
+  #rawFinishReason: string | undefined;
   #startedAt: number | undefined;
   #durationMs: number | undefined;
   #attempts: { model: string; error: string }[] = [];
@@ -100,8 +146,18 @@ export class ModelResponse implements AsyncIterable<string> {
   get resolvedModel(): string | undefined {
     return this.#resolvedModel;
   }
-  get finishReason(): string | undefined {
+  /** Why the response ended: `error` when it failed; undefined while it runs. */
+  get finishReason(): FinishReason | undefined {
+    if (this.#status === "failed") return "error";
     return this.#finishReason;
+  }
+  /** The provider's own finish value (`end_turn`, `tool_calls`…), when it gave one. */
+  get rawFinishReason(): string | undefined {
+    return this.#rawFinishReason;
+  }
+  /** The timeout that bounds this response, in ms (the prompt's, else the model's, else 10 minutes). */
+  get timeoutMs(): number {
+    return this.#init.timeout.ms;
   }
   /** Epoch ms when execution started. */
   get startedAt(): number | undefined {
@@ -166,11 +222,30 @@ export class ModelResponse implements AsyncIterable<string> {
     else this.#doneCallbacks.push(callback);
   }
 
+  /** Text chunks as they arrive; throws the response's error after the last chunk it received. */
   async *[Symbol.asyncIterator](): AsyncIterator<string> {
     void this.#start();
     let index = 0;
     for (;;) {
       while (index < this.#chunks.length) yield this.#chunks[index++] as string;
+      if (this.#complete) {
+        if (this.#status === "failed") throw this.#error;
+        return;
+      }
+      await new Promise<void>((resolve) => this.#wakers.push(resolve));
+    }
+  }
+
+  /**
+   * Typed parts as they arrive: text, each tool call once complete, then one `usage` part (when
+   * the provider reported usage) and one `finish` part. Throws the response's error after the last
+   * part it received, so a failure never looks like a clean end.
+   */
+  async *parts(): AsyncGenerator<ResponsePart, void, undefined> {
+    void this.#start();
+    let index = 0;
+    for (;;) {
+      while (index < this.#parts.length) yield this.#parts[index++] as ResponsePart;
       if (this.#complete) {
         if (this.#status === "failed") throw this.#error;
         return;
@@ -197,17 +272,16 @@ export class ModelResponse implements AsyncIterable<string> {
     this.#status = "running";
     this.#startedAt = Date.now();
     const began = performance.now();
-    // A clearable timer rather than AbortSignal.timeout(), which would linger for the whole timeout.
+    // The one timeout of the response: providers only follow the signal. A clearable timer rather
+    // than AbortSignal.timeout(), which would linger for the whole timeout.
+    const { ms, source } = init.timeout;
     const timeout = new AbortController();
-    const timer = setTimeout(
-      () => timeout.abort(new DOMException(`Timed out after ${init.timeoutMs} ms`, "TimeoutError")),
-      init.timeoutMs,
-    );
+    const timer = setTimeout(() => timeout.abort(new RequestTimeout(ms, "total", source)), ms);
     timer.unref();
     const signal = init.signal ? AbortSignal.any([init.signal, timeout.signal]) : timeout.signal;
 
     try {
-      await init.scope.begin();
+      await init.scope.before();
     } catch (error) {
       // A refusal before any request: nothing ran, so nothing is reported as a response.
       clearTimeout(timer);
@@ -224,43 +298,85 @@ export class ModelResponse implements AsyncIterable<string> {
       clearTimeout(timer);
     }
     this.#durationMs = performance.now() - began;
+    if (failure === undefined) {
+      this.#finishReason ??= this.#toolCalls.length > 0 ? "tool-calls" : "stop";
+      if (Object.keys(this.#usage).length > 0) this.#parts.push({ type: "usage", usage: this.#usage });
+      this.#parts.push({
+        type: "finish",
+        reason: this.#finishReason,
+        ...(this.#rawFinishReason === undefined ? {} : { rawReason: this.#rawFinishReason }),
+      });
+    }
     // Observers see the final status; consumers see the end only after the observers ran.
     this.#status = failure === undefined ? "done" : "failed";
     this.#error = failure;
     if (failure === undefined) init.onComplete?.(this);
-    await init.scope.responseDone(this);
-    if (init.ownsScope) await init.scope.end(failure);
+    await init.scope.onResponse(this);
+    if (init.ownsScope) await init.scope.after(failure);
     this.#finish(failure, began);
+  }
+
+  /** The first-chunk timeout of one attempt: the prompt's, else the candidate model's own. */
+  #firstChunkTimeout(candidate: FallbackModel): TimeoutSetting | undefined {
+    const given = this.#init.firstChunkTimeoutMs;
+    if (given !== undefined) return { ms: given, source: "prompt" };
+    const own = candidate.model.definition.firstChunkTimeoutMs;
+    return own === undefined ? undefined : { ms: own, source: "model" };
   }
 
   async #runCandidates(signal: AbortSignal): Promise<void> {
     const { candidates } = this.#init;
+    const replay = this.#init.replay();
     for (let index = 0; index < candidates.length; index++) {
       const candidate = candidates[index] as FallbackModel;
       const model = candidate.model;
       let produced = false;
+      // Until the first output, an attempt may also end on its own first-chunk timeout, which
+      // aborts only this attempt: the response's signal stays live for the next candidate.
+      const firstChunk = this.#firstChunkTimeout(candidate);
+      let attemptSignal = signal;
+      let firstChunkTimer: ReturnType<typeof setTimeout> | undefined;
+      if (firstChunk) {
+        const attempt = new AbortController();
+        attemptSignal = AbortSignal.any([signal, attempt.signal]);
+        firstChunkTimer = setTimeout(
+          () => attempt.abort(new RequestTimeout(firstChunk.ms, "first-chunk", firstChunk.source)),
+          firstChunk.ms,
+        );
+        firstChunkTimer.unref();
+      }
       try {
-        const request = {
+        const request: ModelRequest = {
           ...this.input,
           modelId: model.id,
           stream: this.stream,
-          history: this.#init.history(),
+          history: replay.history,
           key: model.resolveKey(candidate.key),
-          signal,
+          signal: attemptSignal,
         };
+        const system = this.input.system ?? replay.system;
+        if (system !== undefined) request.system = system;
         for await (const part of model.definition.execute(request)) {
-          if (this.#accept(part)) produced = true;
+          if (this.#accept(part) && !produced) {
+            produced = true;
+            clearTimeout(firstChunkTimer);
+          }
         }
         this.#answeredBy = model.id;
         return;
       } catch (raw) {
-        const error = toSwitchboardError(raw, signal, model.id);
+        const error = toSwitchboardError(raw, attemptSignal, model.id);
         const hasNext = index + 1 < candidates.length;
-        if (produced || !hasNext || !isRetryable(error) || signal.aborted) throw error;
+        const retryable = isSwitchboardError(error) && error.retryable;
+        if (produced || !hasNext || !retryable || signal.aborted) throw error;
         this.#attempts.push({ model: model.id, error: describeError(error) });
         this.#toolCalls = [];
         this.#usage = {};
         this.#resolvedModel = undefined;
+        this.#finishReason = undefined;
+        this.#rawFinishReason = undefined;
+      } finally {
+        clearTimeout(firstChunkTimer);
       }
     }
   }
@@ -271,24 +387,28 @@ export class ModelResponse implements AsyncIterable<string> {
       case "text":
         if (part.text.length === 0) return false;
         this.#chunks.push(part.text);
+        this.#parts.push(part);
         this.#wake();
         return true;
-      case "tool-call":
-        this.#toolCalls.push({
-          id: part.id || newId("tc"),
-          name: part.name,
-          arguments: part.arguments,
-        });
+      case "tool-call": {
+        const call: ToolCall = { id: part.id || newId("tc"), name: part.name, arguments: part.arguments };
+        this.#toolCalls.push(call);
+        this.#parts.push({ type: "tool-call", ...call });
+        this.#wake();
         return true;
+      }
       case "usage":
         this.#usage = { ...this.#usage, ...part.usage };
         return false;
       case "resolved-model":
         this.#resolvedModel = part.model;
         return false;
-      case "finish":
-        this.#finishReason = part.reason;
+      case "finish": {
+        const { reason, rawReason } = normalizeFinish(part);
+        this.#finishReason = reason;
+        this.#rawFinishReason = rawReason;
         return false;
+      }
     }
   }
 

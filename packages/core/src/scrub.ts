@@ -26,7 +26,11 @@ function registry(): SecretRegistry {
 export function rememberSecret(value: string | undefined): void {
   if (!value) return;
   const secrets = registry();
-  for (const candidate of new Set([value, value.trim()])) {
+  // Keys are remembered on every request: the common case must not allocate.
+  if (secrets.values.has(value)) return;
+  // A malformed key's lines may be printed apart (a header error shows the value split).
+  const lines = value.split(/[\r\n]+/).map((line) => line.trim());
+  for (const candidate of new Set([value, value.trim(), ...lines])) {
     if (candidate.length < MIN_SECRET_LENGTH || secrets.values.has(candidate)) continue;
     secrets.values.add(candidate);
     secrets.sorted = undefined;

@@ -9,7 +9,14 @@ import {
 } from "../src/providers/anthropic.ts";
 import type { AsyncModelDefinition, ModelDefinition, ModelRequest, StreamPart } from "../src/types.ts";
 import { type FakeServer, startFakeAnthropic } from "./fakes/anthropic-server.ts";
-import { collectParts, partsFailure, providerRequest, textOfParts } from "./helpers.ts";
+import {
+  collectParts,
+  partsFailure,
+  providerRequest,
+  registeredModel,
+  responseFailure,
+  textOfParts,
+} from "./helpers.ts";
 
 const KEY = "sk-ant-api03-secretsecretsecret";
 const FAST_RETRIES = { retryBaseDelayMs: 5, maxRetryDelayMs: 50 };
@@ -52,7 +59,7 @@ describe("Anthropic provider: answers", () => {
       "from ",
       "Claude",
     ]);
-    expect(parts.at(-1)).toEqual({ type: "finish", reason: "stop" });
+    expect(parts.at(-1)).toEqual({ type: "finish", reason: "stop", rawReason: "end_turn" });
     const sent = fake.requests[0]!;
     expect(sent.path).toBe("/v1/messages");
     expect(sent.headers["x-api-key"]).toBe(KEY);
@@ -74,7 +81,7 @@ describe("Anthropic provider: answers", () => {
       { type: "resolved-model", model: "claude-test-1-0" },
       { type: "text", text: "Complete answer" },
       { type: "usage", usage: { input: 10, output: 2, cachedInput: 0, details: { cacheWrite: 0 } } },
-      { type: "finish", reason: "stop" },
+      { type: "finish", reason: "stop", rawReason: "end_turn" },
     ]);
     expect(fake.requests[0]!.body.stream).toBeUndefined();
   });
@@ -96,7 +103,7 @@ describe("Anthropic provider: answers", () => {
       { type: "tool-call", id: "toolu_1", name: "get_weather", arguments: { city: "Paris", days: [1, 2] } },
       { type: "tool-call", id: "toolu_2", name: "get_time", arguments: {} },
     ]);
-    expect(parts.at(-1)).toEqual({ type: "finish", reason: "tool_calls" });
+    expect(parts.at(-1)).toEqual({ type: "finish", reason: "tool-calls", rawReason: "tool_use" });
   });
 
   it("parses tool_use blocks of a non-streamed message", async () => {
@@ -123,7 +130,7 @@ describe("Anthropic provider: answers", () => {
     expect(JSON.parse(textOf(parts))).toEqual({ name: "Ada" });
     expect(parts.filter((part) => part.type === "text").length).toBeGreaterThan(1);
     expect(parts.some((part) => part.type === "tool-call")).toBe(false);
-    expect(parts.at(-1)).toEqual({ type: "finish", reason: "stop" });
+    expect(parts.at(-1)).toEqual({ type: "finish", reason: "stop", rawReason: "tool_use" });
     const body = fake.requests[0]!.body;
     expect(body.tools).toEqual([{ name: "output", description: expect.any(String), input_schema: schema }]);
     expect(body.tool_choice).toEqual({ type: "tool", name: "output" });
@@ -152,29 +159,15 @@ describe("Anthropic provider: request body", () => {
           prompt: "And tomorrow?",
           tools: [weather],
           history: [
+            { role: "system", content: "Be brief" },
+            { role: "user", content: "Weather in Paris?" },
             {
-              input: {
-                prompt: "Weather in Paris?",
-                system: "Be brief",
-                attachments: [],
-                tools: [weather],
-                toolResults: [],
-                options: {},
-              },
-              text: "Checking.",
+              role: "assistant",
+              content: "Checking.",
               toolCalls: [{ id: "toolu_1", name: "get_weather", arguments: { city: "Paris" } }],
             },
-            {
-              input: {
-                prompt: "",
-                attachments: [],
-                tools: [weather],
-                toolResults: [{ toolCallId: "toolu_1", name: "get_weather", output: "18C" }],
-                options: {},
-              },
-              text: "It is 18C.",
-              toolCalls: [],
-            },
+            { role: "tool", toolCallId: "toolu_1", name: "get_weather", output: "18C" },
+            { role: "assistant", content: "It is 18C." },
           ],
         }),
       ),
@@ -259,10 +252,10 @@ describe("Anthropic provider: failures and retries", () => {
     expect(error.code).toBe("PROVIDER_AUTH");
     expect(error.details).toEqual({
       status: 401,
-      retryable: false,
       provider: "anthropic",
       model: "claude-test",
     });
+    expect(error.retryable).toBe(false);
     expect(error.message).not.toContain(KEY);
     expect(error.message).not.toContain("secretsecret");
     expect(error.message).toContain("ANTHROPIC_API_KEY");
@@ -298,10 +291,10 @@ describe("Anthropic provider: failures and retries", () => {
     expect(error.code).toBe("PROVIDER_ERROR");
     expect(error.details).toEqual({
       status: 503,
-      retryable: true,
       provider: "anthropic",
       model: "claude-test",
     });
+    expect(error.retryable).toBe(true);
     expect(error.message).toContain("upstream unavailable");
     expect(fake.requestCount).toBe(3);
   });
@@ -352,8 +345,11 @@ describe("Anthropic provider: failures and retries", () => {
 
   it("fails with TIMEOUT when the model's timeout elapses mid-stream", async () => {
     fake.enqueue({ text: "slow slow slow slow", chunkDelayMs: 100 });
-    const error = await failure(model({ timeoutMs: 250 }).execute(request()));
+    const slow = await registeredModel(model({ timeoutMs: 250 }));
+    const response = slow.prompt("Hello", { key: KEY });
+    const error = await responseFailure(response);
     expect(error.code).toBe("TIMEOUT");
+    expect(error.message).toContain("after 250 ms");
   });
 
   it("treats an aborted caller signal whose reason is a timeout as TIMEOUT", async () => {

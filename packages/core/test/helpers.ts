@@ -5,11 +5,13 @@ import {
   type AsyncModelDefinition,
   type CorePlugin,
   echoPlugin,
+  isSwitchboardError,
   KeyStore,
+  type Model,
   type ModelRequest,
   Registry,
   type StreamPart,
-  SwitchboardError,
+  type SwitchboardError,
 } from "../src/index.ts";
 
 export function temporaryDirectory(prefix = "switchboard-test-"): string {
@@ -47,6 +49,23 @@ export function pluginOf(name: string, ...models: AsyncModelDefinition[]): CoreP
       for (const model of models) register(model);
     },
   };
+}
+
+/** A registered model around one definition, as prompts reach it: with the core's timeouts and fallbacks. */
+export async function registeredModel(definition: AsyncModelDefinition): Promise<Model> {
+  const registry = await Registry.create([pluginOf("test", definition)], { keys: temporaryKeyStore() });
+  return registry.get(definition.id);
+}
+
+/** The SwitchboardError a response fails with. */
+export async function responseFailure(response: { done(): Promise<unknown> }): Promise<SwitchboardError> {
+  try {
+    await response.done();
+  } catch (error) {
+    if (isSwitchboardError(error)) return error;
+    throw error;
+  }
+  throw new Error("expected the response to fail");
 }
 
 export async function echoRegistry(...extra: CorePlugin[]): Promise<Registry> {
@@ -98,7 +117,7 @@ export async function partsFailure(parts: AsyncIterable<StreamPart>): Promise<Sw
   try {
     await collectParts(parts);
   } catch (error) {
-    if (error instanceof SwitchboardError) return error;
+    if (isSwitchboardError(error)) return error;
     throw error;
   }
   throw new Error("expected the request to fail");

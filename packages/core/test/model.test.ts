@@ -84,7 +84,7 @@ describe("responses", () => {
       /no option "no_such_option".*example_bool/,
     );
     expect(() => registry.get("opts").prompt("hi", { options: { temperature: 1 } })).toThrow(
-      /takes no options/,
+      /has no option "temperature"\. It takes only max_tokens\./,
     );
     expect(model.requests).toHaveLength(0);
   });
@@ -220,6 +220,7 @@ describe("chains and tools", () => {
           { name: "slow", arguments: { n: 1 } },
           { name: "fast", arguments: { n: 2 } },
         ]),
+        tool_calls: calls.map(({ id, name, arguments: args }) => ({ id, name, arguments: args })),
       },
     ]);
   });
@@ -305,28 +306,30 @@ describe("chains and tools", () => {
       .text();
     expect(text).toBe("got x=1");
     const second = model.requests[1]!;
-    expect(second.history).toHaveLength(1);
-    expect(second.history[0]!.toolCalls).toEqual([{ id: "call_1", name: "t", arguments: { x: 1 } }]);
+    expect(second.history).toEqual([
+      { role: "user", content: "go" },
+      { role: "assistant", content: "", toolCalls: [{ id: "call_1", name: "t", arguments: { x: 1 } }] },
+    ]);
     expect(second.toolResults).toEqual([{ toolCallId: "call_1", name: "t", output: "x=1" }]);
   });
 });
 
 describe("execution observers and fallbacks", () => {
-  it("observes a chain as one execution: one begin, one response event each, one end", async () => {
+  it("observes a chain as one execution: one before, one response event each, one after", async () => {
     const registry = await echoRegistry();
     const events: string[] = [];
     const model = registry.get("echo").withContext({
       observe: (start) => {
         events.push(`start:${start.kind}`);
         return {
-          begin: () => {
-            events.push("begin");
+          before: () => {
+            events.push("before");
           },
-          responseDone: (response) => {
+          onResponse: (response) => {
             events.push(`response:${response.status}`);
           },
-          end: (outcome: ExecutionOutcome) => {
-            events.push(`end:${outcome.responses.length}:${outcome.error === undefined}`);
+          after: (outcome: ExecutionOutcome) => {
+            events.push(`after:${outcome.responses.length}:${outcome.error === undefined}`);
           },
         };
       },
@@ -334,10 +337,10 @@ describe("execution observers and fallbacks", () => {
     await model
       .chain(JSON.stringify({ tool_calls: [{ name: "t" }] }), { tools: [{ name: "t", execute: () => "ok" }] })
       .text();
-    expect(events).toEqual(["start:chain", "begin", "response:done", "response:done", "end:2:true"]);
+    expect(events).toEqual(["start:chain", "before", "response:done", "response:done", "after:2:true"]);
   });
 
-  it("sends no request when an observer refuses in begin", async () => {
+  it("sends no request when an observer refuses in before", async () => {
     const model = scriptedModel("guarded", async function* () {
       yield { type: "text", text: "x" };
     });
@@ -345,10 +348,10 @@ describe("execution observers and fallbacks", () => {
     let ended = false;
     const governed = registry.get("guarded").withContext({
       observe: () => ({
-        begin: () => {
+        before: () => {
           throw new SwitchboardError("PROMPT_REFUSED", "no budget");
         },
-        end: () => {
+        after: () => {
           ended = true;
         },
       }),
@@ -365,7 +368,7 @@ describe("execution observers and fallbacks", () => {
   it("falls back to the next model on a retryable failure before any output", async () => {
     const failing = scriptedModel("flaky", async function* () {
       yield* [];
-      throw new SwitchboardError("PROVIDER_ERROR", "503 from upstream", { status: 503, retryable: true });
+      throw new SwitchboardError("PROVIDER_ERROR", "503 from upstream", { status: 503 }, { retryable: true });
     });
     const registry = await echoRegistry(pluginOf("test", failing));
     const response = registry
@@ -381,11 +384,11 @@ describe("execution observers and fallbacks", () => {
   it("does not fall back after output reached the caller, nor on a non-retryable error", async () => {
     const midway = scriptedModel("midway", async function* () {
       yield { type: "text", text: "partial" };
-      throw new SwitchboardError("STREAM_INTERRUPTED", "cut", { retryable: true });
+      throw new SwitchboardError("STREAM_INTERRUPTED", "cut", {}, { retryable: true });
     });
     const denied = scriptedModel("denied", async function* () {
       yield* [];
-      throw new SwitchboardError("PROVIDER_AUTH", "bad key", { status: 401, retryable: false });
+      throw new SwitchboardError("PROVIDER_AUTH", "bad key", { status: 401 });
     });
     const registry = await echoRegistry(pluginOf("test", midway, denied));
     const fallbacks = [{ model: registry.get("echo") }];

@@ -110,13 +110,13 @@ describe("markov generator (called directly)", () => {
     ]);
   });
 
-  it("yields exactly `length` words followed by a usage part", () => {
+  it("yields exactly `length` words followed by a usage part and the finish", () => {
     const parts = [...generate(syncRequest(TRAINING_PROMPT, { length: 57, seed: 1 }))];
     expect(splitWords(textOf(parts))).toHaveLength(57);
-    expect(parts.at(-1)).toEqual({
-      type: "usage",
-      usage: { input: splitWords(TRAINING_PROMPT).length, output: 57 },
-    });
+    expect(parts.slice(-2)).toEqual([
+      { type: "usage", usage: { input: splitWords(TRAINING_PROMPT).length, output: 57 } },
+      { type: "finish", reason: "stop" },
+    ]);
     expect(parts[0]).not.toMatch(/^\s/);
   });
 
@@ -151,7 +151,7 @@ describe("markov generator (called directly)", () => {
         textOf([...generate(syncRequest("hello world", { file, length: 30, seed: 5 }))]),
       );
       expect(new Set(words)).toEqual(new Set(["alpha", "beta", "gamma", "delta"]));
-      const usage = [...generate(syncRequest("hello world", { file, length: 3, seed: 5 }))].at(-1);
+      const usage = [...generate(syncRequest("hello world", { file, length: 3, seed: 5 }))].at(-2);
       expect(usage).toEqual({ type: "usage", usage: { input: 2, output: 3 } });
     } finally {
       await rm(directory, { recursive: true, force: true });

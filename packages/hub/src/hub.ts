@@ -13,7 +13,7 @@ import {
   SwitchboardError,
   userDirectory,
 } from "@switchboard/core";
-import { openStore, type Store } from "@switchboard/store";
+import type { OpenStoreOptions, Store } from "@switchboard/store";
 import type { Accountant } from "./accounting/accountants.ts";
 import { PriceBook } from "./accounting/pricing.ts";
 import {
@@ -66,6 +66,8 @@ export interface HubOptions {
   store?: Store;
   /** How long secret values read from the store are reused (default 5000 ms). */
   secretsCacheTtlMs?: number;
+  /** How the configured store is opened (e.g. no usage writer thread for a one-shot command). */
+  storeOptions?: OpenStoreOptions;
   /** Where relative `plugins:` paths in the config are found (default: the config file's folder, else the cwd). */
   baseDir?: string;
 }
@@ -108,6 +110,7 @@ export class Hub {
   readonly #fallbackWarnings = new Set<string>();
   #store: Promise<Store> | undefined;
   readonly #ownsStore: boolean;
+  readonly #storeOptions: OpenStoreOptions;
   #purposes: Promise<Purpose[]> | undefined;
   #accountants: Promise<Accountant[]> | undefined;
   #closed = false;
@@ -125,6 +128,7 @@ export class Hub {
     this.#registry = registry;
     this.#env = options.env ?? process.env;
     this.#ownsStore = !options.store;
+    this.#storeOptions = options.storeOptions ?? {};
     if (options.store) this.#store = Promise.resolve(options.store);
     this.#promptContexts = this.#hooks("promptContext");
     this.#filters = this.#hooks("filterModels");
@@ -191,8 +195,12 @@ export class Hub {
   /** The storage (opened on first use): `storage:` from the config, else SQLite under the user directory. */
   store(): Promise<Store> {
     if (this.#closed) return Promise.reject(new SwitchboardError("STORAGE_ERROR", "The hub is closed."));
-    this.#store ??= openStore(
-      this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`,
+    // Imported here, not at the top: a hub that never stores anything never loads the drivers.
+    this.#store ??= import("@switchboard/store").then(({ openStore }) =>
+      openStore(
+        this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`,
+        this.#storeOptions,
+      ),
     );
     return this.#store;
   }
@@ -456,7 +464,7 @@ export class Hub {
       for (const context of active.reverse()) await context.after?.({ responses: [], error });
     };
     return {
-      begin: async () => {
+      before: async () => {
         for (const { hook } of runners) {
           let context: PromptContext | undefined;
           try {
@@ -469,11 +477,11 @@ export class Hub {
           if (context) active.push(context);
         }
       },
-      responseDone: async (response) => {
+      onResponse: async (response) => {
         group?.responses.push(response);
         for (const context of active) await runContextHook(() => context.onResponse?.(response));
       },
-      end: async (outcome) => {
+      after: async (outcome) => {
         // Onion order: the first context to begin is the last to end.
         for (let index = active.length - 1; index >= 0; index--)
           await runContextHook(() => active[index]?.after?.(outcome));

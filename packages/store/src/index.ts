@@ -4,7 +4,6 @@
  */
 
 import { SwitchboardError } from "@switchboard/core";
-import { openPostgresStore } from "./postgres.ts";
 import { MEMORY_PATH, openSqliteStore } from "./sqlite.ts";
 import type { OpenStoreOptions, Store } from "./types.ts";
 
@@ -20,7 +19,9 @@ const ACCEPTED_FORMS =
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStorageUrl(url);
-  if (target.kind === "postgres") return openPostgresStore(target.url, options);
+  // The PostgreSQL driver loads only for a PostgreSQL URL.
+  if (target.kind === "postgres")
+    return (await import("./postgres.ts")).openPostgresStore(target.url, options);
   return openSqliteStore(target.path, options);
 }
 

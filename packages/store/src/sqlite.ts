@@ -90,7 +90,7 @@ export function openSqliteStore(path: string, options: OpenStoreOptions = {}): S
       const store = new SqliteStore(
         db,
         options.clock ?? Date.now,
-        path === MEMORY_PATH ? undefined : { path, busyTimeoutMs },
+        path === MEMORY_PATH || options.usageWriterThread === false ? undefined : { path, busyTimeoutMs },
       );
       store.migrate();
       return store;

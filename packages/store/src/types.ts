@@ -15,6 +15,11 @@ export interface OpenStoreOptions {
   poolSize?: number;
   /** SQLite only: how long a writer waits for another process's lock (default 5000 ms). */
   busyTimeoutMs?: number;
+  /**
+   * SQLite only: write usage rows on a thread of their own, off the event loop (default true).
+   * A short-lived process (one CLI command) is faster and smaller without starting one.
+   */
+  usageWriterThread?: boolean;
   /** Source of "now" in ms since the epoch for every timestamp the store writes (tests pin it). */
   clock?: () => number;
 }

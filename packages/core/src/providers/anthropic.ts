@@ -4,13 +4,14 @@
  */
 import { z } from "zod";
 import { SwitchboardError } from "../errors.ts";
+import { isRecord } from "../json.ts";
 import type { CorePlugin } from "../plugin.ts";
 import type {
   AsyncModelDefinition,
   Attachment,
-  Exchange,
+  FinishReason,
+  HistoryAssistantMessage,
   ModelRequest,
-  PromptInput,
   StreamPart,
   Usage,
 } from "../types.ts";
@@ -18,20 +19,18 @@ import {
   attachmentBase64,
   bodyReadError,
   type CompatibleEndpointConfig,
-  DEFAULT_TIMEOUT_MS,
   endpointModelConfig,
   type HttpModelConfig,
   type HttpSettings,
   httpModelDefinition,
-  isRecord,
   type ProviderContext,
   parseEventJson,
   parseToolArguments,
   postJson,
   providerContextFor,
+  providerErrorMessage,
   readJsonBody,
   readServerSentEvents,
-  requestSignal,
   streamInterrupted,
 } from "./http.ts";
 
@@ -82,22 +81,18 @@ async function* executeMessages(
   request: ModelRequest,
 ): AsyncGenerator<StreamPart> {
   const context = providerContextFor(config, "anthropic", request);
-  const { signal, dispose } = requestSignal(request.signal, context.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  try {
-    const body = await buildRequestBody(config, request, context);
-    const headers: Record<string, string> = { "anthropic-version": ANTHROPIC_VERSION, ...config.headers };
-    if (request.key) headers["x-api-key"] = request.key;
-    if (request.stream) headers.accept = "text/event-stream";
-    const response = await postJson(url, body, context, { ...config.http, headers, signal });
+  const { signal } = request;
+  const body = await buildRequestBody(config, request, context);
+  const headers: Record<string, string> = { "anthropic-version": ANTHROPIC_VERSION, ...config.headers };
+  if (request.key) headers["x-api-key"] = request.key;
+  if (request.stream) headers.accept = "text/event-stream";
+  const response = await postJson(url, body, context, { ...config.http, headers, signal });
 
-    const structured = request.schema !== undefined;
-    if (request.stream) {
-      yield* streamedParts(response, signal, context, structured);
-    } else {
-      yield* messageParts(await readJsonBody(response, signal, context), context, structured);
-    }
-  } finally {
-    dispose();
+  const structured = request.schema !== undefined;
+  if (request.stream) {
+    yield* streamedParts(response, signal, context, structured);
+  } else {
+    yield* messageParts(await readJsonBody(response, signal, context), context, structured);
   }
 }
 
@@ -111,9 +106,12 @@ async function buildRequestBody(
     model: config.upstreamName ?? config.id,
     max_tokens: maxTokens ?? config.defaultMaxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS,
   };
-  // A conversation's system prompt is usually given on its first turn only.
-  const system =
-    request.system || request.history.findLast((exchange) => exchange.input.system)?.input.system;
+  // The API has one system prompt: instructions given mid-conversation are added to it.
+  const systems = [
+    request.system,
+    ...request.history.map((message) => (message.role === "system" ? message.content : undefined)),
+  ];
+  const system = systems.filter((text) => text).join("\n\n");
   if (system) body.system = system;
   body.messages = await buildMessages(request, context);
 
@@ -157,13 +155,29 @@ interface Message {
   content: Block[];
 }
 
+/** Tool results and user turns are user messages; answers are assistant messages. */
 async function buildMessages(request: ModelRequest, context: ProviderContext): Promise<Message[]> {
   const messages: Message[] = [];
-  for (const exchange of request.history) {
-    pushMessage(messages, "user", await userBlocks(exchange.input, context));
-    pushMessage(messages, "assistant", assistantBlocks(exchange));
+  for (const message of request.history) {
+    switch (message.role) {
+      case "user":
+        pushMessage(messages, "user", await userBlocks(message.content, message.attachments ?? [], context));
+        break;
+      case "assistant":
+        pushMessage(messages, "assistant", assistantBlocks(message));
+        break;
+      case "tool":
+        pushMessage(messages, "user", [toolResultBlock(message)]);
+        break;
+      case "system":
+        break;
+    }
   }
-  pushMessage(messages, "user", await userBlocks(request, context));
+  // Tool results answer the previous turn's calls, so they lead the next user message.
+  pushMessage(messages, "user", request.toolResults.map(toolResultBlock));
+  if (request.prompt || request.attachments.length > 0 || request.toolResults.length === 0) {
+    pushMessage(messages, "user", await userBlocks(request.prompt, request.attachments, context));
+  }
   return messages;
 }
 
@@ -175,16 +189,23 @@ function pushMessage(messages: Message[], role: Message["role"], blocks: Block[]
   else messages.push({ role, content: blocks });
 }
 
-/** Tool results answer the previous turn's calls, so they lead the next user message. */
-async function userBlocks(input: PromptInput, context: ProviderContext): Promise<Block[]> {
-  const blocks: Block[] = input.toolResults.map((result) => ({
+function toolResultBlock(result: { toolCallId: string; output: string; error?: string | undefined }): Block {
+  return {
     type: "tool_result",
     tool_use_id: result.toolCallId,
     content: result.output,
     ...(result.error !== undefined ? { is_error: true } : {}),
-  }));
-  for (const attachment of input.attachments) blocks.push(await attachmentBlock(attachment, context));
-  if (input.prompt || blocks.length === 0) blocks.push({ type: "text", text: input.prompt });
+  };
+}
+
+async function userBlocks(
+  text: string,
+  attachments: readonly Attachment[],
+  context: ProviderContext,
+): Promise<Block[]> {
+  const blocks: Block[] = [];
+  for (const attachment of attachments) blocks.push(await attachmentBlock(attachment, context));
+  if (text || blocks.length === 0) blocks.push({ type: "text", text });
   return blocks;
 }
 
@@ -212,10 +233,10 @@ async function attachmentBlock(attachment: Attachment, context: ProviderContext)
   return { type: blockType, source };
 }
 
-function assistantBlocks(exchange: Exchange): Block[] {
+function assistantBlocks(message: HistoryAssistantMessage): Block[] {
   const blocks: Block[] = [];
-  if (exchange.text) blocks.push({ type: "text", text: exchange.text });
-  for (const call of exchange.toolCalls) {
+  if (message.content) blocks.push({ type: "text", text: message.content });
+  for (const call of message.toolCalls ?? []) {
     blocks.push({ type: "tool_use", id: call.id, name: call.name, input: call.arguments });
   }
   return blocks;
@@ -259,8 +280,8 @@ function anthropicUsage(raw: RawUsage): Usage | undefined {
   return Object.keys(usage).length > 0 ? usage : undefined;
 }
 
-/** Stop reasons in the vocabulary the rest of Switchboard (and the gateway) speaks. */
-function finishReason(stopReason: unknown, answeredThroughOutputTool: boolean): string {
+/** Anthropic's stop reasons in the closed set every provider maps onto. */
+export function anthropicFinishReason(stopReason: unknown, answeredThroughOutputTool = false): FinishReason {
   switch (stopReason) {
     case "end_turn":
     case "stop_sequence":
@@ -268,14 +289,24 @@ function finishReason(stopReason: unknown, answeredThroughOutputTool: boolean): 
     case null:
       return "stop";
     case "max_tokens":
+    case "model_context_window_exceeded":
       return "length";
     case "tool_use":
-      return answeredThroughOutputTool ? "stop" : "tool_calls";
+      // Structured output arrives through a forced tool call, but it is the answer.
+      return answeredThroughOutputTool ? "stop" : "tool-calls";
     case "refusal":
-      return "content_filter";
+      return "content-filter";
     default:
-      return String(stopReason);
+      return "other";
   }
+}
+
+function finishPart(stopReason: unknown, answeredThroughOutputTool: boolean): StreamPart {
+  return {
+    type: "finish",
+    reason: anthropicFinishReason(stopReason, answeredThroughOutputTool),
+    ...(typeof stopReason === "string" ? { rawReason: stopReason } : {}),
+  };
 }
 
 type BlockState =
@@ -389,7 +420,7 @@ async function* streamedParts(
   if (!sawStop) throw streamInterrupted(context, status);
   const usage = anthropicUsage(rawUsage);
   if (usage) yield { type: "usage", usage };
-  yield { type: "finish", reason: finishReason(stopReason, answeredThroughOutputTool) };
+  yield finishPart(stopReason, answeredThroughOutputTool);
 }
 
 function inputObject(input: unknown): Record<string, unknown> {
@@ -427,27 +458,31 @@ function* messageParts(
   mergeUsage(rawUsage, json.usage);
   const usage = anthropicUsage(rawUsage);
   if (usage) yield { type: "usage", usage };
-  yield { type: "finish", reason: finishReason(json.stop_reason, answeredThroughOutputTool) };
+  yield finishPart(json.stop_reason, answeredThroughOutputTool);
 }
 
-/** An `error` event inside a 200 stream: overload and server errors are worth retrying elsewhere. */
+/**
+ * An `error` event inside a 200 stream (or an error body with status 200): overload and server
+ * errors are worth retrying elsewhere. Its message is scrubbed like an error status's.
+ */
 function streamedError(error: unknown, context: ProviderContext, status: number): SwitchboardError {
   const errorType = isRecord(error) && typeof error.type === "string" ? error.type : "api_error";
-  const message =
-    isRecord(error) && typeof error.message === "string" ? error.message.slice(0, 300) : errorType;
+  const message = providerErrorMessage(error) ?? errorType;
   const details = { status, errorType, provider: context.provider, model: context.model };
   if (errorType === "rate_limit_error") {
     return new SwitchboardError(
       "RATE_LIMITED",
       `${context.provider} rate-limited model ${context.model}: ${message}.`,
-      { ...details, retryable: true },
+      details,
+      { retryable: true },
     );
   }
   const retryable = errorType === "overloaded_error" || errorType === "api_error";
   return new SwitchboardError(
     "PROVIDER_ERROR",
     `${context.provider} reported ${errorType} for model ${context.model}: ${message}.`,
-    { ...details, retryable },
+    details,
+    { retryable },
   );
 }
 

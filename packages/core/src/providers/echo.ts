@@ -1,6 +1,7 @@
 import { z } from "zod";
+import { isRecord } from "../json.ts";
 import type { CorePlugin } from "../plugin.ts";
-import type { AsyncModelDefinition, ModelRequest, StreamPart } from "../types.ts";
+import type { AsyncModelDefinition, Attachment, HistoryMessage, ModelRequest, StreamPart } from "../types.ts";
 
 /** What a JSON prompt to the echo models may script. */
 interface EchoScript {
@@ -14,8 +15,78 @@ function countWords(text: string): number {
   return trimmed === "" ? 0 : trimmed.split(/\s+/).length;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/** The first `limit` words of a text, with the whitespace between them: how echo honours `max_tokens`. */
+function firstWords(text: string, limit: number): { text: string; cut: boolean } {
+  const word = /\S+/g;
+  let count = 0;
+  for (let match = word.exec(text); match !== null; match = word.exec(text)) {
+    count += 1;
+    if (count === limit) {
+      const end = match.index + match[0].length;
+      return { text: text.slice(0, end), cut: /\S/.test(text.slice(end)) };
+    }
+  }
+  return { text, cut: false };
+}
+
+interface PreviousTurn {
+  prompt: string;
+  tool_results?: { name: string | undefined; output: string; tool_call_id: string }[];
+  tool_calls?: { id: string; name: string; arguments: Record<string, unknown> }[];
+}
+
+/**
+ * Earlier turns, one entry per turn: a turn is the tool results and the user message that led to
+ * an answer, then that answer. An entry shows its tool results and the answer's tool calls only
+ * when there were some; the answer's text is left out, so echoed conversations do not nest.
+ */
+function previousTurns(history: readonly HistoryMessage<Attachment>[]): PreviousTurn[] {
+  const turns: PreviousTurn[] = [];
+  let turn: PreviousTurn | undefined;
+  let hasUser = false;
+  let answered = false;
+  const startTurn = (): PreviousTurn => {
+    turn = { prompt: "" };
+    turns.push(turn);
+    hasUser = false;
+    answered = false;
+    return turn;
+  };
+  for (const message of history) {
+    switch (message.role) {
+      case "tool": {
+        const current = !turn || answered || hasUser ? startTurn() : turn;
+        current.tool_results ??= [];
+        current.tool_results.push({
+          name: message.name,
+          output: message.output,
+          tool_call_id: message.toolCallId,
+        });
+        break;
+      }
+      case "user": {
+        const current = !turn || answered || hasUser ? startTurn() : turn;
+        current.prompt = message.content;
+        hasUser = true;
+        break;
+      }
+      case "assistant": {
+        const current = !turn || answered ? startTurn() : turn;
+        answered = true;
+        if (message.toolCalls && message.toolCalls.length > 0) {
+          current.tool_calls = message.toolCalls.map(({ id, name, arguments: args }) => ({
+            id,
+            name,
+            arguments: args,
+          }));
+        }
+        break;
+      }
+      case "system":
+        break;
+    }
+  }
+  return turns;
 }
 
 /** A prompt that is a JSON object scripts the reply; anything else is plain text. */
@@ -42,7 +113,7 @@ function readScript(prompt: string): EchoScript {
 }
 
 function renderEcho(request: ModelRequest, script: EchoScript, includeKey: boolean): string {
-  // Key order is part of the contract (DESIGN §2.1): tests and users compare this output.
+  // Key order is part of the contract: tests and users compare this output.
   const info: Record<string, unknown> = {
     prompt: script.prompt,
     system: request.system ?? "",
@@ -52,7 +123,7 @@ function renderEcho(request: ModelRequest, script: EchoScript, includeKey: boole
       url: attachment.url ?? null,
     })),
     stream: request.stream,
-    previous: request.history.map((exchange) => ({ prompt: exchange.input.prompt })),
+    previous: previousTurns(request.history),
   };
   if (Object.keys(request.options).length > 0) info.options = request.options;
   if (request.toolResults.length > 0) {
@@ -84,7 +155,10 @@ function createEchoModel(id: string, needsKey: boolean): AsyncModelDefinition {
       const lastResult = request.toolResults.at(-1);
       const continued = request.prompt === "" && lastResult ? readScript(lastResult.output) : undefined;
       const script = continued?.toolCalls.length ? { ...continued, prompt: "" } : readScript(request.prompt);
-      const output = script.raw ?? renderEcho(request, script, needsKey);
+      const maxTokens = request.options.max_tokens;
+      const full = script.raw ?? renderEcho(request, script, needsKey);
+      const { text: output, cut } =
+        typeof maxTokens === "number" ? firstWords(full, maxTokens) : { text: full, cut: false };
       // Stream line by line so consumers see several chunks, as from a real provider.
       if (request.stream) {
         const lines = output.split(/(?<=\n)/);
@@ -95,7 +169,7 @@ function createEchoModel(id: string, needsKey: boolean): AsyncModelDefinition {
       for (const call of script.toolCalls)
         yield { type: "tool-call", name: call.name, arguments: call.arguments };
       yield { type: "usage", usage: { input: countWords(request.prompt), output: countWords(output) } };
-      yield { type: "finish", reason: script.toolCalls.length > 0 ? "tool_calls" : "stop" };
+      yield { type: "finish", reason: cut ? "length" : script.toolCalls.length > 0 ? "tool-calls" : "stop" };
     },
   };
 }

@@ -5,7 +5,11 @@
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
-import { SwitchboardError } from "../errors.ts";
+import { abortError } from "../abort.ts";
+import { describeError, SwitchboardError } from "../errors.ts";
+import { isRecord } from "../json.ts";
+import { isWellFormedKey } from "../keys.ts";
+import { rememberSecret, scrubSecrets } from "../scrub.ts";
 import type { AsyncModelDefinition, Attachment, Capabilities, ModelRequest } from "../types.ts";
 
 /** Who a request is for: named in every error, and used to say how to fix a rejected key. */
@@ -17,10 +21,6 @@ export interface ProviderContext {
   /** Key alias, to say how to set a key when the provider rejects it. */
   keyAlias?: string;
   keyEnvVar?: string;
-  /** The key in use: only ever used to scrub it from provider messages. */
-  key?: string;
-  /** The timeout combined into the signal, for the TIMEOUT message. */
-  timeoutMs?: number;
 }
 
 export interface PostJsonOptions {
@@ -38,8 +38,6 @@ export interface PostJsonOptions {
 /** Retry and transport settings; tests and benchmarks shorten the delays or swap `fetch`. */
 export type HttpSettings = Omit<PostJsonOptions, "headers" | "signal">;
 
-export const DEFAULT_TIMEOUT_MS = 600_000;
-
 const RETRYABLE_STATUSES = new Set([408, 429, 500, 502, 503, 504, 529]);
 const MAX_PROVIDER_MESSAGE = 300;
 
@@ -47,7 +45,8 @@ const MAX_PROVIDER_MESSAGE = 300;
  * POSTs `body` as JSON and resolves with the response once its status is 2xx. Retries 408/429/5xx
  * and connection failures with exponential backoff and jitter, honouring `retry-after-ms` and
  * `retry-after` (seconds or HTTP date). The body of the returned response is unread, so callers can
- * stream it. Every failure is a `SwitchboardError`.
+ * stream it. Every failure is a `SwitchboardError`. The caller's signal is the only deadline: the
+ * response that made the request owns its timeout.
  */
 export async function postJson(
   url: string,
@@ -68,6 +67,8 @@ export async function postJson(
     body: JSON.stringify(body),
     signal: signal ?? null,
   };
+  // fetch would throw on these and echo the value: a key in a header, a password in a URL.
+  refuseUnsendable(url, init.headers as Record<string, string>, context);
   for (let attempt = 0; ; attempt++) {
     let response: Response;
     try {
@@ -80,9 +81,9 @@ export async function postJson(
       }
       throw new SwitchboardError(
         "PROVIDER_ERROR",
-        `Could not connect to ${context.provider} for model ${context.model} (${url}): ${describeCause(error)}.`,
-        { status: undefined, retryable: true, provider: context.provider, model: context.model },
-        { cause: error },
+        `Could not connect to ${context.provider} for model ${context.model} (${url}): ${describeError(error)}.`,
+        { status: undefined, provider: context.provider, model: context.model },
+        { cause: error, retryable: true },
       );
     }
     if (response.ok) return response;
@@ -97,6 +98,39 @@ export async function postJson(
       }
     }
     throw await httpError(response, context, retryable, signal);
+  }
+}
+
+/**
+ * A request fetch cannot make fails here, once, without the offending value in the message: such a
+ * failure is configuration, and retrying it cannot help.
+ */
+function refuseUnsendable(url: string, headers: Record<string, string>, context: ProviderContext): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || parsed.username || parsed.password) {
+    throw new SwitchboardError(
+      "INVALID_CONFIG",
+      parsed === undefined
+        ? `The base URL of ${context.provider} is not a valid URL (${url}); fix it in the configuration.`
+        : `The base URL of ${context.provider} (${url}) contains credentials, which cannot be sent in a URL; remove them and configure a key for the endpoint instead.`,
+      { provider: context.provider, model: context.model },
+    );
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (isWellFormedKey(value)) continue;
+    const isKey = name === "authorization" || name === "x-api-key";
+    throw new SwitchboardError(
+      "INVALID_CONFIG",
+      isKey
+        ? `The API key for model ${context.model} is malformed: it contains a line break or another character an HTTP header cannot carry. ${howToSetKey(context)}`
+        : `Header ${name} configured for ${context.provider} contains a line break or another character an HTTP header cannot carry; fix it in the configuration.`,
+      { provider: context.provider, model: context.model, header: name },
+    );
   }
 }
 
@@ -141,14 +175,15 @@ async function httpError(
     if (signal?.aborted) return abortError(signal, context);
   }
   const status = response.status;
-  const details = { status, retryable, provider: context.provider, model: context.model };
-  const providerMessage = scrub(extractProviderMessage(text) ?? response.statusText, context.key);
-  const said = providerMessage ? `: ${providerMessage}` : "";
+  const details = { status, provider: context.provider, model: context.model };
+  const message = providerMessage(text) ?? scrubProviderText(response.statusText);
+  const said = message ? `: ${message}` : "";
   if (status === 401 || status === 403) {
     return new SwitchboardError(
       "PROVIDER_AUTH",
       `${context.provider} rejected the API key for model ${context.model} (HTTP ${status}${said}). ${howToSetKey(context)}`,
       details,
+      { retryable },
     );
   }
   if (status === 429) {
@@ -156,12 +191,14 @@ async function httpError(
       "RATE_LIMITED",
       `${context.provider} rate-limited model ${context.model} (HTTP 429${said}); try again later or use another model.`,
       details,
+      { retryable },
     );
   }
   return new SwitchboardError(
     "PROVIDER_ERROR",
     `${context.provider} returned HTTP ${status} for model ${context.model}${said}.`,
     details,
+    { retryable },
   );
 }
 
@@ -172,8 +209,12 @@ function howToSetKey(context: ProviderContext): string {
   return `Set a valid key: ${ways.join(" or ")}.`;
 }
 
-/** OpenAI and Anthropic both put a human-readable message at `error.message`. */
-export function extractProviderMessage(text: string): string | undefined {
+/**
+ * The provider's own words about a failure, from an error body, cut to length and scrubbed:
+ * providers echo (partly masked) keys in auth errors. OpenAI and Anthropic both put a
+ * human-readable message at `error.message`.
+ */
+export function providerMessage(text: string): string | undefined {
   if (!text) return undefined;
   let message: unknown;
   try {
@@ -185,78 +226,25 @@ export function extractProviderMessage(text: string): string | undefined {
   } catch {
     message = text;
   }
-  if (typeof message !== "string" || message.length === 0) return undefined;
-  return message.length > MAX_PROVIDER_MESSAGE ? `${message.slice(0, MAX_PROVIDER_MESSAGE)}…` : message;
+  return typeof message === "string" ? cleanProviderMessage(message) : undefined;
 }
 
-/** Providers echo (partly masked) keys in auth errors; none of it may reach a log. */
-function scrub(message: string, key: string | undefined): string {
-  let result = message;
-  if (key && key.length >= 4) result = result.split(key).join("[redacted]");
-  return result.replace(/\bsk-[\w*.-]{4,}/g, "[redacted]");
+/** The same for an error object a provider sent inside a 200 response (an SSE `error` event, a JSON `error`). */
+export function providerErrorMessage(error: unknown): string | undefined {
+  const message = isRecord(error) ? error.message : error;
+  return typeof message === "string" ? cleanProviderMessage(message) : undefined;
 }
 
-function describeCause(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause;
-  if (cause instanceof Error && cause.message) return `${error.message} (${cause.message})`;
-  return error.message;
+/** Scrubbed before it is cut, so a key that straddles the cut cannot leave a fragment behind. */
+function cleanProviderMessage(message: string): string | undefined {
+  if (message.length === 0) return undefined;
+  const clean = scrubProviderText(message);
+  return clean.length > MAX_PROVIDER_MESSAGE ? `${clean.slice(0, MAX_PROVIDER_MESSAGE)}…` : clean;
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** A timeout is an abort whose reason is a `TimeoutError`; anything else is the caller's abort. */
-export function abortError(signal: AbortSignal, context: ProviderContext): SwitchboardError {
-  const reason: unknown = signal.reason;
-  const details = { status: undefined, provider: context.provider, model: context.model };
-  if (reason instanceof DOMException && reason.name === "TimeoutError") {
-    const after = context.timeoutMs === undefined ? "" : ` after ${context.timeoutMs} ms`;
-    return new SwitchboardError(
-      "TIMEOUT",
-      `Request to ${context.provider} for model ${context.model} timed out${after}.`,
-      { ...details, retryable: true },
-      { cause: reason },
-    );
-  }
-  return new SwitchboardError(
-    "ABORTED",
-    `Request to ${context.provider} for model ${context.model} was aborted.`,
-    { ...details, retryable: false },
-    { cause: reason },
-  );
-}
-
-export interface RequestSignal {
-  signal: AbortSignal;
-  /** Stops the timer and detaches from the caller's signal; call when the request is over. */
-  dispose(): void;
-}
-
-/**
- * The caller's signal combined with the model's timeout. Unlike `AbortSignal.timeout`, the timer is
- * cleared when the request ends, so thousands of short requests leave no pending timers behind.
- */
-export function requestSignal(parent: AbortSignal, timeoutMs: number): RequestSignal {
-  const controller = new AbortController();
-  if (parent.aborted) {
-    controller.abort(parent.reason);
-    return { signal: controller.signal, dispose: () => {} };
-  }
-  const onAbort = () => controller.abort(parent.reason);
-  parent.addEventListener("abort", onAbort, { once: true });
-  const timer = setTimeout(
-    () => controller.abort(new DOMException(`The request timed out after ${timeoutMs} ms.`, "TimeoutError")),
-    timeoutMs,
-  );
-  return {
-    signal: controller.signal,
-    dispose() {
-      clearTimeout(timer);
-      parent.removeEventListener("abort", onAbort);
-    },
-  };
+/** Remembered keys and URL credentials, plus the masked `sk-…` forms providers quote back. */
+function scrubProviderText(message: string): string {
+  return scrubSecrets(message).replace(/\bsk-[\w*.-]{4,}/g, "[redacted]");
 }
 
 /** The stream ended (or broke) before the provider's terminal event: never a short success. */
@@ -266,12 +254,12 @@ export function streamInterrupted(
   cause?: unknown,
 ): SwitchboardError {
   const reason =
-    cause === undefined ? "ended before the response was complete" : `broke: ${describeCause(cause)}`;
+    cause === undefined ? "ended before the response was complete" : `broke: ${describeError(cause)}`;
   return new SwitchboardError(
     "STREAM_INTERRUPTED",
     `The response stream from ${context.provider} for model ${context.model} ${reason}.`,
-    { status, retryable: true, provider: context.provider, model: context.model },
-    cause === undefined ? undefined : { cause },
+    { status, provider: context.provider, model: context.model },
+    cause === undefined ? { retryable: true } : { cause, retryable: true },
   );
 }
 
@@ -283,7 +271,7 @@ export function bodyReadError(
   status: number,
 ): SwitchboardError {
   if (signal.aborted) return abortError(signal, context);
-  if (error instanceof SwitchboardError) return error;
+  if (SwitchboardError.isInstance(error)) return error;
   return streamInterrupted(context, status, error);
 }
 
@@ -310,7 +298,7 @@ export async function readJsonBody(
     throw new SwitchboardError(
       "PROVIDER_ERROR",
       `${context.provider} returned an unexpected body for model ${context.model}.`,
-      { status: response.status, retryable: false, provider: context.provider, model: context.model },
+      { status: response.status, provider: context.provider, model: context.model },
     );
   }
   return parsed;
@@ -416,7 +404,7 @@ export async function attachmentBase64(attachment: Attachment, context: Provider
     } catch (error) {
       throw new SwitchboardError(
         "INVALID_ATTACHMENT",
-        `Cannot read attachment ${attachment.path}: ${describeCause(error)}.`,
+        `Cannot read attachment ${attachment.path}: ${describeError(error)}.`,
         { provider: context.provider, model: context.model, path: attachment.path },
         { cause: error },
       );
@@ -445,7 +433,8 @@ export function parseToolArguments(
     throw new SwitchboardError(
       "PROVIDER_ERROR",
       `${context.provider} model ${context.model} called tool "${toolName}" with arguments that are not a JSON object.`,
-      { status: undefined, retryable: true, provider: context.provider, model: context.model },
+      { status: undefined, provider: context.provider, model: context.model },
+      { retryable: true },
     );
   }
   return parsed;
@@ -467,7 +456,10 @@ export interface CompatibleEndpointConfig {
   headers?: Record<string, string>;
   needsKey?: string;
   keyEnvVar?: string;
+  /** Timeout of a whole response in ms (a prompt's own `timeoutMs` wins). */
   timeoutMs?: number;
+  /** How long an attempt may wait for its first output before a fallback is tried. */
+  firstChunkTimeoutMs?: number;
   models: readonly CompatibleModelEntry[];
   http?: HttpSettings;
 }
@@ -485,6 +477,9 @@ export function endpointModelConfig(endpoint: CompatibleEndpointConfig, model: C
     ...(endpoint.needsKey ? { needsKey: endpoint.needsKey } : {}),
     ...(endpoint.keyEnvVar ? { keyEnvVar: endpoint.keyEnvVar } : {}),
     ...(endpoint.timeoutMs !== undefined ? { timeoutMs: endpoint.timeoutMs } : {}),
+    ...(endpoint.firstChunkTimeoutMs !== undefined
+      ? { firstChunkTimeoutMs: endpoint.firstChunkTimeoutMs }
+      : {}),
     ...(endpoint.http ? { http: endpoint.http } : {}),
   };
 }
@@ -505,7 +500,10 @@ export interface HttpModelConfig {
   aliases?: readonly string[];
   /** Accepted options (default: the wire format's options). */
   options?: z.ZodObject;
+  /** Timeout of a whole response in ms (a prompt's own `timeoutMs` wins). */
   timeoutMs?: number;
+  /** How long an attempt may wait for its first output before a fallback is tried. */
+  firstChunkTimeoutMs?: number;
   http?: HttpSettings;
 }
 
@@ -522,6 +520,7 @@ export function httpModelDefinition(
   defaults: { provider: string; options: z.ZodObject },
   execute: AsyncModelDefinition["execute"],
 ): AsyncModelDefinition {
+  rememberUrlPassword(config.baseUrl);
   const definition: AsyncModelDefinition = {
     id: config.id,
     provider: config.provider ?? defaults.provider,
@@ -533,22 +532,32 @@ export function httpModelDefinition(
   if (config.needsKey) definition.needsKey = config.needsKey;
   if (config.keyEnvVar) definition.keyEnvVar = config.keyEnvVar;
   if (config.timeoutMs !== undefined) definition.timeoutMs = config.timeoutMs;
+  if (config.firstChunkTimeoutMs !== undefined) definition.firstChunkTimeoutMs = config.firstChunkTimeoutMs;
   return definition;
 }
 
-/** What errors of one request may mention (the key only to scrub it from provider messages). */
+/** A password in a configured URL is a secret like a key, wherever else it might be printed. */
+function rememberUrlPassword(url: string): void {
+  try {
+    const { password } = new URL(url);
+    if (password) rememberSecret(decodeURIComponent(password));
+  } catch {
+    // An invalid URL is reported when a request is made.
+  }
+}
+
+/** What errors of one request may mention; the key is remembered so that none of them can show it. */
 export function providerContextFor(
   config: HttpModelConfig,
   defaultProvider: string,
   request: ModelRequest,
 ): ProviderContext {
+  rememberSecret(request.key);
   const context: ProviderContext = {
     provider: config.provider ?? defaultProvider,
     model: request.modelId,
-    timeoutMs: config.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   };
   if (config.needsKey) context.keyAlias = config.needsKey;
   if (config.keyEnvVar) context.keyEnvVar = config.keyEnvVar;
-  if (request.key) context.key = request.key;
   return context;
 }

@@ -193,11 +193,14 @@ function loadTrainingText(
 }
 
 /**
- * The `markov` model: trains on the `file` option's text (else the prompt) and yields `length` words,
- * one chunk per word with its separating space, then a usage part.
+ * The `markov` model: trains on the `file` option's text (else the prompt) and yields `length` words
+ * (at most `max_tokens`, the option every model takes), one chunk per word with its separating
+ * space, then a usage part and the finish reason.
  */
 export function* generate(request: SyncModelRequest): Generator<string | StreamPart, void, undefined> {
   const options = markovOptionsSchema.parse(request.options);
+  const maxTokens = request.options.max_tokens;
+  const length = typeof maxTokens === "number" ? Math.min(options.length, maxTokens) : options.length;
   const { text, source } = loadTrainingText(request, options);
   const tokens = splitWords(text);
   if (tokens.length < options.order + 1) {
@@ -207,6 +210,7 @@ export function* generate(request: SyncModelRequest): Generator<string | StreamP
     );
   }
   const chain = new MarkovChain(tokens, options.order);
-  yield* chain.words(options.length, mulberry32(options.seed ?? Math.floor(Math.random() * 2 ** 32)));
-  yield { type: "usage", usage: { input: splitWords(request.prompt).length, output: options.length } };
+  yield* chain.words(length, mulberry32(options.seed ?? Math.floor(Math.random() * 2 ** 32)));
+  yield { type: "usage", usage: { input: splitWords(request.prompt).length, output: length } };
+  yield { type: "finish", reason: length < options.length ? "length" : "stop" };
 }

@@ -12,6 +12,8 @@ export function markovModel(): SyncModelDefinition {
     provider: "markov",
     capabilities: { streaming: true, tools: false, schema: false, attachmentTypes: [] },
     options: markovOptionsSchema,
+    // Training on a file reads the server's disk: refused for prompts from outside.
+    fileOptions: ["file"],
     sync: { module: new URL("./markov-generator.ts", import.meta.url), exportName: "generate" },
   };
 }

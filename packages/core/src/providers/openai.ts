@@ -4,34 +4,35 @@
  */
 import { z } from "zod";
 import { SwitchboardError } from "../errors.ts";
+import { isRecord } from "../json.ts";
 import type { CorePlugin } from "../plugin.ts";
 import type {
   AsyncModelDefinition,
   Attachment,
-  Exchange,
+  FinishReason,
+  HistoryAssistantMessage,
+  HistoryMessage,
   ModelRequest,
-  PromptInput,
   StreamPart,
+  ToolResult,
   Usage,
 } from "../types.ts";
 import {
   attachmentBase64,
   bodyReadError,
   type CompatibleEndpointConfig,
-  DEFAULT_TIMEOUT_MS,
   endpointModelConfig,
   type HttpModelConfig,
   type HttpSettings,
   httpModelDefinition,
-  isRecord,
   type ProviderContext,
   parseEventJson,
   parseToolArguments,
   postJson,
   providerContextFor,
+  providerErrorMessage,
   readJsonBody,
   readServerSentEvents,
-  requestSignal,
   streamInterrupted,
 } from "./http.ts";
 
@@ -81,21 +82,17 @@ async function* executeChatCompletion(
   request: ModelRequest,
 ): AsyncGenerator<StreamPart> {
   const context = providerContextFor(config, "openai", request);
-  const { signal, dispose } = requestSignal(request.signal, context.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  try {
-    const body = await buildRequestBody(config, request, context);
-    const headers: Record<string, string> = { ...config.headers };
-    if (request.key) headers.authorization = `Bearer ${request.key}`;
-    if (request.stream) headers.accept = "text/event-stream";
-    const response = await postJson(url, body, context, { ...config.http, headers, signal });
+  const { signal } = request;
+  const body = await buildRequestBody(config, request, context);
+  const headers: Record<string, string> = { ...config.headers };
+  if (request.key) headers.authorization = `Bearer ${request.key}`;
+  if (request.stream) headers.accept = "text/event-stream";
+  const response = await postJson(url, body, context, { ...config.http, headers, signal });
 
-    if (request.stream) {
-      yield* streamedParts(response, signal, context);
-    } else {
-      yield* completionParts(await readJsonBody(response, signal, context), context);
-    }
-  } finally {
-    dispose();
+  if (request.stream) {
+    yield* streamedParts(response, signal, context);
+  } else {
+    yield* completionParts(await readJsonBody(response, signal, context), context);
   }
 }
 
@@ -135,35 +132,51 @@ async function buildRequestBody(
 
 type Message = Record<string, unknown>;
 
+/** The history's messages map one to one onto the wire's; the current prompt comes last. */
 async function buildMessages(request: ModelRequest, context: ProviderContext): Promise<Message[]> {
   const messages: Message[] = [];
-  // A conversation's system prompt is usually given on its first turn only.
-  const system =
-    request.system || request.history.findLast((exchange) => exchange.input.system)?.input.system;
-  if (system) messages.push({ role: "system", content: system });
-  for (const exchange of request.history) {
-    await pushInput(messages, exchange.input, context);
-    messages.push(assistantMessage(exchange));
+  if (request.system) messages.push({ role: "system", content: request.system });
+  for (const message of request.history) messages.push(await historyMessage(message, context));
+  // Tool results answer the previous turn's calls, so they come before this turn's user message.
+  for (const result of request.toolResults) messages.push(toolMessage(result));
+  if (request.prompt || request.attachments.length > 0 || request.toolResults.length === 0) {
+    messages.push({ role: "user", content: await userContent(request.prompt, request.attachments, context) });
   }
-  await pushInput(messages, request, context);
   return messages;
 }
 
-/** Tool results answer the previous turn's calls, so they come before this turn's user message. */
-async function pushInput(messages: Message[], input: PromptInput, context: ProviderContext): Promise<void> {
-  for (const result of input.toolResults) {
-    messages.push({ role: "tool", tool_call_id: result.toolCallId, content: result.output });
-  }
-  if (input.prompt || input.attachments.length > 0 || input.toolResults.length === 0) {
-    messages.push({ role: "user", content: await userContent(input, context) });
+async function historyMessage(
+  message: HistoryMessage<Attachment>,
+  context: ProviderContext,
+): Promise<Message> {
+  switch (message.role) {
+    case "system":
+      return { role: "system", content: message.content };
+    case "user":
+      return {
+        role: "user",
+        content: await userContent(message.content, message.attachments ?? [], context),
+      };
+    case "assistant":
+      return assistantMessage(message);
+    case "tool":
+      return toolMessage(message);
   }
 }
 
-async function userContent(input: PromptInput, context: ProviderContext): Promise<string | Message[]> {
-  if (input.attachments.length === 0) return input.prompt;
+function toolMessage(result: Pick<ToolResult, "toolCallId" | "output">): Message {
+  return { role: "tool", tool_call_id: result.toolCallId, content: result.output };
+}
+
+async function userContent(
+  text: string,
+  attachments: readonly Attachment[],
+  context: ProviderContext,
+): Promise<string | Message[]> {
+  if (attachments.length === 0) return text;
   const parts: Message[] = [];
-  if (input.prompt) parts.push({ type: "text", text: input.prompt });
-  for (const attachment of input.attachments) parts.push(await attachmentPart(attachment, context));
+  if (text) parts.push({ type: "text", text });
+  for (const attachment of attachments) parts.push(await attachmentPart(attachment, context));
   return parts;
 }
 
@@ -195,12 +208,13 @@ async function attachmentPart(attachment: Attachment, context: ProviderContext):
   );
 }
 
-function assistantMessage(exchange: Exchange): Message {
-  if (exchange.toolCalls.length === 0) return { role: "assistant", content: exchange.text };
+function assistantMessage(message: HistoryAssistantMessage): Message {
+  const toolCalls = message.toolCalls ?? [];
+  if (toolCalls.length === 0) return { role: "assistant", content: message.content };
   return {
     role: "assistant",
-    content: exchange.text || null,
-    tool_calls: exchange.toolCalls.map((call) => ({
+    content: message.content || null,
+    tool_calls: toolCalls.map((call) => ({
       id: call.id,
       type: "function",
       function: { name: call.name, arguments: JSON.stringify(call.arguments) },
@@ -222,6 +236,14 @@ async function* streamedParts(
   const status = response.status;
   if (!response.body) throw streamInterrupted(context, status);
   const toolCalls: PendingToolCall[] = [];
+  // Calls stream one after another: a call is complete once the next one starts or the answer ends.
+  let toolCallsYielded = 0;
+  const completedToolCalls = function* (upTo: number): Generator<StreamPart> {
+    for (; toolCallsYielded < upTo; toolCallsYielded++) {
+      const call = toolCalls[toolCallsYielded];
+      if (call) yield toolCallPart(call, context);
+    }
+  };
   let resolvedModel = false;
   let finishReason: string | undefined;
   let usage: Usage | undefined;
@@ -233,7 +255,8 @@ async function* streamedParts(
         break;
       }
       const chunk = parseEventJson(event.data, context, status);
-      if (chunk.error !== undefined) throw streamedError(chunk.error, context, status);
+      if (chunk.error !== undefined && chunk.error !== null)
+        throw streamedError(chunk.error, context, status);
       if (!resolvedModel && typeof chunk.model === "string" && chunk.model) {
         resolvedModel = true;
         yield { type: "resolved-model", model: chunk.model };
@@ -243,9 +266,14 @@ async function* streamedParts(
         const delta = choice.delta;
         if (isRecord(delta)) {
           if (typeof delta.content === "string" && delta.content) yield { type: "text", text: delta.content };
-          if (Array.isArray(delta.tool_calls)) collectToolCallDeltas(toolCalls, delta.tool_calls);
+          if (Array.isArray(delta.tool_calls)) {
+            yield* completedToolCalls(collectToolCallDeltas(toolCalls, delta.tool_calls));
+          }
         }
-        if (typeof choice.finish_reason === "string") finishReason = choice.finish_reason;
+        if (typeof choice.finish_reason === "string") {
+          finishReason = choice.finish_reason;
+          yield* completedToolCalls(toolCalls.length);
+        }
       }
       if (isRecord(chunk.usage)) usage = openaiUsage(chunk.usage);
     }
@@ -254,25 +282,57 @@ async function* streamedParts(
   }
   // The usage chunk follows the finish_reason chunk, so either marks a complete answer.
   if (!sawDone && finishReason === undefined) throw streamInterrupted(context, status);
-  for (const call of toolCalls) {
-    if (!call) continue;
-    const name = call.name ?? "";
-    yield {
-      type: "tool-call",
-      ...(call.id ? { id: call.id } : {}),
-      name,
-      arguments: parseToolArguments(call.arguments, name, context),
-    };
-  }
+  yield* completedToolCalls(toolCalls.length);
   if (usage) yield { type: "usage", usage };
-  yield { type: "finish", reason: finishReason ?? "stop" };
+  yield finishPart(finishReason);
 }
 
-/** The id and name come in a call's first delta, its arguments as JSON fragments over later ones. */
-function collectToolCallDeltas(toolCalls: PendingToolCall[], deltas: unknown[]): void {
+function toolCallPart(call: PendingToolCall, context: ProviderContext): StreamPart {
+  const name = call.name ?? "";
+  return {
+    type: "tool-call",
+    ...(call.id ? { id: call.id } : {}),
+    name,
+    arguments: parseToolArguments(call.arguments, name, context),
+  };
+}
+
+/** OpenAI's finish reasons in the closed set every provider maps onto; the raw value is kept. */
+export function openaiFinishReason(raw: string | undefined): FinishReason {
+  switch (raw) {
+    case undefined:
+    case "stop":
+      return "stop";
+    case "length":
+      return "length";
+    case "tool_calls":
+    case "function_call":
+      return "tool-calls";
+    case "content_filter":
+      return "content-filter";
+    default:
+      return "other";
+  }
+}
+
+function finishPart(raw: string | undefined): StreamPart {
+  return {
+    type: "finish",
+    reason: openaiFinishReason(raw),
+    ...(raw === undefined ? {} : { rawReason: raw }),
+  };
+}
+
+/**
+ * The id and name come in a call's first delta, its arguments as JSON fragments over later ones.
+ * Returns the lowest call index this batch touched: every call before it is complete.
+ */
+function collectToolCallDeltas(toolCalls: PendingToolCall[], deltas: unknown[]): number {
+  let lowest = Number.POSITIVE_INFINITY;
   for (const [position, delta] of deltas.entries()) {
     if (!isRecord(delta)) continue;
     const index = typeof delta.index === "number" ? delta.index : position;
+    lowest = Math.min(lowest, index);
     let call = toolCalls[index];
     if (!call) {
       call = { arguments: "" };
@@ -284,10 +344,11 @@ function collectToolCallDeltas(toolCalls: PendingToolCall[], deltas: unknown[]):
     if (typeof fn.name === "string" && fn.name && !call.name) call.name = fn.name;
     if (typeof fn.arguments === "string") call.arguments += fn.arguments;
   }
+  return Number.isFinite(lowest) ? lowest : 0;
 }
 
 function* completionParts(json: Record<string, unknown>, context: ProviderContext): Generator<StreamPart> {
-  if (json.error !== undefined) throw streamedError(json.error, context, 200);
+  if (json.error !== undefined && json.error !== null) throw streamedError(json.error, context, 200);
   if (typeof json.model === "string" && json.model) yield { type: "resolved-model", model: json.model };
   const choice = Array.isArray(json.choices) ? json.choices[0] : undefined;
   const message = isRecord(choice) ? choice.message : undefined;
@@ -295,12 +356,8 @@ function* completionParts(json: Record<string, unknown>, context: ProviderContex
     throw new SwitchboardError(
       "PROVIDER_ERROR",
       `${context.provider} returned no answer for model ${context.model}.`,
-      {
-        status: 200,
-        retryable: true,
-        provider: context.provider,
-        model: context.model,
-      },
+      { status: 200, provider: context.provider, model: context.model },
+      { retryable: true },
     );
   }
   // A refusal replaces the content when the model declines a structured-output request.
@@ -320,16 +377,20 @@ function* completionParts(json: Record<string, unknown>, context: ProviderContex
     }
   }
   if (isRecord(json.usage)) yield { type: "usage", usage: openaiUsage(json.usage) };
-  yield { type: "finish", reason: typeof choice.finish_reason === "string" ? choice.finish_reason : "stop" };
+  yield finishPart(typeof choice.finish_reason === "string" ? choice.finish_reason : undefined);
 }
 
-/** Some compatible servers (OpenRouter, vLLM) report an upstream failure as an `error` in a 200 stream. */
+/**
+ * Some compatible servers (OpenRouter, vLLM) report an upstream failure as an `error` in a 200
+ * stream or body. Its message is scrubbed like an error status's: it may quote the key.
+ */
 function streamedError(error: unknown, context: ProviderContext, status: number): SwitchboardError {
-  const message = isRecord(error) && typeof error.message === "string" ? error.message : "unknown error";
+  const message = providerErrorMessage(error) ?? "unknown error";
   return new SwitchboardError(
     "PROVIDER_ERROR",
-    `${context.provider} reported an error for model ${context.model}: ${message.slice(0, 300)}.`,
-    { status, retryable: true, provider: context.provider, model: context.model },
+    `${context.provider} reported an error for model ${context.model}: ${message}.`,
+    { status, provider: context.provider, model: context.model },
+    { retryable: true },
   );
 }
 
@@ -356,13 +417,12 @@ interface OpenAIModelEntry {
   aliases?: readonly string[];
 }
 
-// gpt-5.4-pro is left out on purpose: the pro models are served by the Responses API only, and a
-// Chat Completions request for them fails.
+// These models speak Chat Completions. gpt-5.4-pro is not among them: OpenAI serves the pro models
+// on the Responses API only, and a Chat Completions request for one fails.
 const OPENAI_MODELS: readonly OpenAIModelEntry[] = [
   { id: "gpt-5.4", reasoning: true },
   { id: "gpt-5.4-mini", reasoning: true },
   { id: "gpt-5.4-nano", reasoning: true },
-  { id: "gpt-5.4-pro", reasoning: true },
   { id: "gpt-5", reasoning: true },
   { id: "gpt-5-mini", reasoning: true },
   { id: "gpt-5-nano", reasoning: true },

@@ -8,9 +8,9 @@ import { availableParallelism } from "node:os";
 import { isAbsolute } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
+import { abortError } from "../abort.ts";
 import { describeError, SwitchboardError } from "../errors.ts";
 import type {
-  Exchange,
   ModelRequest,
   StreamPart,
   SyncModelDefinition,
@@ -249,7 +249,8 @@ export async function* runSyncModel(
   request: ModelRequest,
 ): AsyncGenerator<StreamPart, void, undefined> {
   const { signal } = request;
-  if (signal.aborted) throw abortError(definition.id, signal.reason);
+  const subject = { model: definition.id };
+  if (signal.aborted) throw abortError(signal, subject);
   const job: Job = {
     message: {
       jobId: nextJobId++,
@@ -273,13 +274,13 @@ export async function* runSyncModel(
   try {
     jobPool.submit(job);
     for (;;) {
-      if (signal.aborted) throw abortError(definition.id, signal.reason);
+      if (signal.aborted) throw abortError(signal, subject);
       if (job.buffered.length > 0) {
         const batch = job.buffered;
         job.buffered = [];
         for (const part of batch) {
           yield part;
-          if (signal.aborted) throw abortError(definition.id, signal.reason);
+          if (signal.aborted) throw abortError(signal, subject);
         }
         continue;
       }
@@ -294,20 +295,6 @@ export async function* runSyncModel(
     signal.removeEventListener("abort", onAbort);
     jobPool.cancel(job);
   }
-}
-
-function abortError(modelId: string, reason: unknown): SwitchboardError {
-  const timedOut =
-    (reason instanceof Error && reason.name === "TimeoutError") ||
-    (reason instanceof SwitchboardError && reason.code === "TIMEOUT");
-  return timedOut
-    ? new SwitchboardError(
-        "TIMEOUT",
-        `Model ${modelId} timed out.`,
-        { model: modelId, retryable: true },
-        { cause: reason },
-      )
-    : new SwitchboardError("ABORTED", `Model ${modelId} was aborted.`, { model: modelId }, { cause: reason });
 }
 
 /** The worker imports by URL or package specifier; a relative path would resolve against the pool's own file. */
@@ -336,15 +323,6 @@ function toolDefinitions(tools: readonly ToolDefinition[]): ToolDefinition[] {
 }
 
 function toSyncRequest(request: ModelRequest): SyncModelRequest {
-  const { signal: _signal, tools, history, ...rest } = request;
-  return {
-    ...rest,
-    tools: toolDefinitions(tools),
-    history: history.map(
-      (exchange): Exchange => ({
-        ...exchange,
-        input: { ...exchange.input, tools: toolDefinitions(exchange.input.tools) },
-      }),
-    ),
-  };
+  const { signal: _signal, tools, ...rest } = request;
+  return { ...rest, tools: toolDefinitions(tools) };
 }

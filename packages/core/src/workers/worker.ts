@@ -6,6 +6,7 @@
  */
 import { inspect } from "node:util";
 import { parentPort } from "node:worker_threads";
+import { describeError } from "../errors.ts";
 import type { StreamPart, SyncModelRequest } from "../types.ts";
 import type { JobMessage, WorkerMessage } from "./pool.ts";
 
@@ -29,7 +30,8 @@ async function loadGenerator(module: string, exportName: string): Promise<SyncGe
   try {
     exports = await import(module);
   } catch (error) {
-    throw new Error(`Cannot load sync model module ${module}: ${describe(error)}`, { cause: error });
+    // The cause's message is in the text: the main thread only receives text.
+    throw new Error(`Cannot load sync model module ${module}: ${describeError(error)}`);
   }
   const generator = exports[exportName];
   if (typeof generator !== "function") {
@@ -37,10 +39,6 @@ async function loadGenerator(module: string, exportName: string): Promise<SyncGe
   }
   generators.set(cacheKey, generator as SyncGenerator);
   return generator as SyncGenerator;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function toStreamPart(item: unknown): StreamPart | string {
@@ -117,7 +115,7 @@ port.on("message", async (job: JobMessage) => {
     send({
       type: "error",
       jobId: job.jobId,
-      message: describe(error),
+      message: describeError(error),
       errorName: error instanceof Error ? error.name : typeof error,
     });
   }

@@ -45,7 +45,10 @@ export interface FakeAnswer {
   cutAfter?: number;
   /** How the cut looks: a dropped socket (default) or a clean end without the terminal event. */
   cutMode?: "destroy" | "end";
-  /** Send the format's mid-stream error event after the content, then end the stream. */
+  /**
+   * Send the format's mid-stream error event after the content, then end the stream; a
+   * non-streamed request gets the format's error body with status 200 instead of an answer.
+   */
   streamError?: { type: string; message: string };
 }
 
@@ -174,7 +177,10 @@ export async function startFakeServer(
       }
       const answer = resolveAnswer(reply, body, wire);
       if (body.stream === true) await sendStream(res, wire, answer, body, aborted.signal);
-      else sendCompletion(res, wire.completion(answer, body), answer);
+      else if (answer.streamError) {
+        const { type, message } = answer.streamError;
+        sendJson(res, 200, wire.errorBody(200, message, type));
+      } else sendCompletion(res, wire.completion(answer, body), answer);
     } catch (error) {
       if (aborted.signal.aborted) return;
       sendJson(res, 500, wire.errorBody(500, `fake server failed: ${String(error)}`, undefined));
