@@ -58,14 +58,19 @@ describe("one error → HTTP mapping", () => {
 
   it("lets a retryable upstream failure be retried, with a bounded hint", () => {
     const overloaded = toProblem(
-      new SwitchboardError("RATE_LIMITED", "Upstream is busy.", { retryable: true, retryAfterMs: 1500 }),
+      new SwitchboardError("RATE_LIMITED", "Upstream is busy.", { retryAfterMs: 1500 }, { retryable: true }),
     );
     const headers = problemHeaders(overloaded);
     expect(headers["x-should-retry"]).toBe("true");
     expect(headers["retry-after-ms"]).toBe("1500");
     expect(headers["retry-after"]).toBe("2");
     const tooLong = toProblem(
-      new SwitchboardError("RATE_LIMITED", "Busy for a day.", { retryable: true, retryAfterMs: 86_400_000 }),
+      new SwitchboardError(
+        "RATE_LIMITED",
+        "Busy for a day.",
+        { retryAfterMs: 86_400_000 },
+        { retryable: true },
+      ),
     );
     expect(problemHeaders(tooLong)["retry-after"]).toBeUndefined();
   });

@@ -91,6 +91,7 @@ beforeAll(async () => {
       claude: { model: "up-claude" },
       slow: { model: "slow-model" },
       capped: { model: "echo" },
+      resilient: { model: "up-gpt", models: ["up-gpt", "echo"], fallbacks: ["echo"] },
     },
     usage: { log_prompts: true },
     accounting: {
@@ -109,7 +110,7 @@ beforeAll(async () => {
   gateway = await startTestServer(config);
   token = await gateway.token("sdk-app", {
     actor: "sdk-app",
-    purposes: ["chat", "claude", "slow", "capped"],
+    purposes: ["chat", "claude", "slow", "capped", "resilient"],
   });
 });
 
@@ -259,6 +260,27 @@ describe("the openai SDK", () => {
     expect((capped as InstanceType<typeof OpenAI.RateLimitError>).headers.get("x-should-retry")).toBe(
       "false",
     );
+  });
+
+  it("falls back when the first model fails before answering, and names the model that answered", async () => {
+    fakeOpenAI.enqueue({ status: 503, message: "Overloaded" }, { status: 503, message: "Overloaded" });
+    const { data, response } = await openai()
+      .chat.completions.create({ model: "purpose:resilient", messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
+    expect(data.model).toBe("echo");
+    expect(response.headers.get("x-switchboard-model")).toBe("echo");
+    const stream = await openai()
+      .chat.completions.create({
+        model: "purpose:resilient",
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      })
+      .withResponse();
+    expect(stream.response.headers.get("x-switchboard-model")).toBe("echo");
+    const models = new Set<string>();
+    for await (const chunk of stream.data) models.add(chunk.model);
+    expect([...models]).toEqual(["echo"]);
+    expect(fakeOpenAI.requestCount).toBe(2);
   });
 
   it("raises an error when the upstream stream is cut mid-answer", async () => {

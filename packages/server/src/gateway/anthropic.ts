@@ -2,16 +2,9 @@
  * Anthropic Messages on the wire: request JSON → `ChatRequest`, and `ChatPart`s → a message object
  * or the named server-sent events (`message_start` … `message_stop`) the SDK's helpers expect.
  */
-import type { ToolCall, ToolDefinition, Usage } from "@switchboard/core";
+import type { FinishReason, ToolCall, ToolDefinition, Usage } from "@switchboard/core";
 import { type HttpProblem, wireErrorObject } from "../errors.ts";
-import type {
-  ChatAttachment,
-  ChatRequest,
-  ChatToolResult,
-  ChatTurn,
-  FinishReason,
-  ToolChoice,
-} from "./chat.ts";
+import type { ChatAttachment, ChatRequest, ChatToolResult, ChatTurn, ToolChoice } from "./chat.ts";
 import {
   attachmentFromUrl,
   base64Attachment,

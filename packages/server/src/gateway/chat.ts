@@ -2,7 +2,7 @@
  * The wire-neutral shape of one chat request and of what comes back. Each wire parses its JSON
  * into a `ChatRequest` and re-emits `ChatPart`s in its own format; only `execute.ts` talks to the hub.
  */
-import type { JsonSchema, ToolCall, ToolDefinition, Usage } from "@switchboard/core";
+import type { FinishReason, JsonSchema, ToolCall, ToolDefinition, Usage } from "@switchboard/core";
 
 /** An attachment as a client sent it: inline bytes or a URL, never a server path. */
 export type ChatAttachment = { content: Uint8Array; type: string } | { url: string; type?: string };
@@ -42,9 +42,6 @@ export interface ChatRequest {
   /** OpenAI's `stream_options.include_usage`: a usage chunk before `[DONE]`. */
   includeUsage: boolean;
 }
-
-/** Switchboard's closed set of finish reasons. */
-export type FinishReason = "stop" | "length" | "tool-calls" | "content-filter" | "error" | "other";
 
 /** What the gateway re-emits, in order: text and tool calls as they come, then usage and the finish. */
 export type ChatPart =

@@ -6,13 +6,15 @@
  */
 import {
   type AttachmentInput,
+  type HistoryMessage,
   type ModelResponse,
   type PromptOptions,
   SwitchboardError,
   type ToolDefinition,
+  type Usage,
 } from "@switchboard/core";
 import type { GatewayToken, Hub, HubModel } from "@switchboard/hub";
-import type { ChatAttachment, ChatPart, ChatRequest, FinishReason } from "./chat.ts";
+import type { ChatAttachment, ChatPart, ChatRequest, ChatToolResult, ChatTurn } from "./chat.ts";
 
 export const PURPOSE_PREFIX = "purpose:";
 
@@ -80,7 +82,36 @@ function attachmentInput(attachment: ChatAttachment): AttachmentInput {
   return attachment;
 }
 
-/** Starts the prompt (lazily: nothing is sent until the response is consumed). */
+function toolMessage(result: ChatToolResult): HistoryMessage {
+  return {
+    role: "tool",
+    toolCallId: result.toolCallId,
+    name: result.name,
+    output: result.output,
+    ...(result.isError ? { error: result.output } : {}),
+  };
+}
+
+/** Earlier turns as core history: a user turn's tool results first, then its text and attachments. */
+function historyOf(turns: readonly ChatTurn[]): HistoryMessage[] {
+  const history: HistoryMessage[] = [];
+  for (const turn of turns) {
+    if (turn.role === "assistant") {
+      history.push({ role: "assistant", content: turn.text, toolCalls: turn.toolCalls });
+      continue;
+    }
+    history.push(...turn.toolResults.map(toolMessage));
+    if (turn.text !== "" || turn.attachments.length > 0 || turn.toolResults.length === 0) {
+      history.push({ role: "user", content: turn.text, attachments: turn.attachments.map(attachmentInput) });
+    }
+  }
+  return history;
+}
+
+/**
+ * Starts the prompt (lazily: nothing is sent until the response is consumed). It is untrusted:
+ * it can never make the server read its own files, and URL attachments need the operator's consent.
+ */
 export async function startPrompt(
   hub: Hub,
   token: GatewayToken,
@@ -91,13 +122,14 @@ export async function startPrompt(
   const model = await resolveModel(hub, token, request.model);
   const { options, dropped } = modelOptions(request, model, settings);
   const current = request.turns.at(-1);
-  if (current?.role !== "user")
-    throw new SwitchboardError("INVALID_INPUT", "The last message must be the user's.");
-  if (request.turns.length > 1) {
-    throw new SwitchboardError("UNSUPPORTED", "Earlier turns are not supported yet.", { param: "messages" });
+  if (current?.role !== "user") {
+    throw new SwitchboardError("INVALID_INPUT", "messages: the last message must be the user's.", {
+      param: "messages",
+    });
   }
   const tools: ToolDefinition[] = request.toolChoice === "none" ? [] : request.tools;
   const promptOptions: PromptOptions = {
+    history: historyOf(request.turns.slice(0, -1)),
     attachments: current.attachments.map(attachmentInput),
     tools,
     toolResults: current.toolResults.map((result) => ({
@@ -109,6 +141,8 @@ export async function startPrompt(
     options,
     stream: request.stream,
     signal,
+    untrusted: true,
+    allowUrlAttachments: settings.allowUrlAttachments,
   };
   if (request.system !== undefined) promptOptions.system = request.system;
   if (request.schema !== undefined) promptOptions.schema = request.schema;
@@ -116,32 +150,25 @@ export async function startPrompt(
   return { response, model, purpose: model.purpose, droppedOptions: dropped };
 }
 
-const RAW_FINISH_REASONS: Record<string, FinishReason> = {
-  stop: "stop",
-  end_turn: "stop",
-  stop_sequence: "stop",
-  length: "length",
-  max_tokens: "length",
-  model_context_window_exceeded: "length",
-  tool_calls: "tool-calls",
-  tool_use: "tool-calls",
-  content_filter: "content-filter",
-  refusal: "content-filter",
-};
-
-export function finishReasonOf(response: ModelResponse): FinishReason {
-  const raw = response.finishReason;
-  const mapped = raw === undefined ? undefined : RAW_FINISH_REASONS[raw];
-  if (response.toolCallsSoFar.length > 0 && (mapped === undefined || mapped === "stop")) return "tool-calls";
-  return mapped ?? "stop";
-}
-
-/** The response as parts: text as it streams, then tool calls, then the finish with usage. */
+/** The response as the gateway re-emits it: text and tool calls as they come, then the finish with usage. */
 export async function* answerParts(response: ModelResponse): AsyncGenerator<ChatPart> {
-  for await (const text of response) yield { type: "text", text };
-  await response.done();
-  for (const toolCall of response.toolCallsSoFar) yield { type: "tool-call", toolCall };
-  yield { type: "finish", reason: finishReasonOf(response), usage: response.usageSoFar };
+  let usage: Usage = {};
+  for await (const part of response.parts()) {
+    switch (part.type) {
+      case "text":
+        yield part;
+        break;
+      case "tool-call":
+        yield { type: "tool-call", toolCall: { id: part.id, name: part.name, arguments: part.arguments } };
+        break;
+      case "usage":
+        usage = part.usage;
+        break;
+      case "finish":
+        yield { type: "finish", reason: part.reason, usage };
+        break;
+    }
+  }
 }
 
 /** The model that answered (a fallback may have answered instead of the one asked for). */

@@ -2,16 +2,9 @@
  * OpenAI Chat Completions on the wire: request JSON → `ChatRequest`, and `ChatPart`s → a completion
  * object or `chat.completion.chunk` server-sent events that the SDK's `stream()` helper accepts.
  */
-import type { ToolCall, ToolDefinition, Usage } from "@switchboard/core";
+import type { FinishReason, ToolCall, ToolDefinition, Usage } from "@switchboard/core";
 import { type HttpProblem, wireErrorObject } from "../errors.ts";
-import type {
-  ChatAttachment,
-  ChatRequest,
-  ChatToolResult,
-  ChatTurn,
-  FinishReason,
-  ToolChoice,
-} from "./chat.ts";
+import type { ChatAttachment, ChatRequest, ChatToolResult, ChatTurn, ToolChoice } from "./chat.ts";
 import {
   attachmentFromUrl,
   invalid,

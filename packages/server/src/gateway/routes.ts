@@ -4,7 +4,7 @@
  * writes the answer back in the same wire, streamed or not.
  */
 import { randomBytes } from "node:crypto";
-import type { Usage } from "@switchboard/core";
+import type { FinishReason, Usage } from "@switchboard/core";
 import { type Hub, nanocentsToUsd, type Tokens } from "@switchboard/hub";
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../env.ts";
@@ -13,7 +13,7 @@ import type { GatewayMetrics } from "../metrics.ts";
 import { gatewayAuth } from "../middleware/auth.ts";
 import { jsonBody } from "../middleware/json-body.ts";
 import { AnthropicEventEncoder, anthropicMessage, parseAnthropicRequest } from "./anthropic.ts";
-import type { ChatPart, ChatRequest, FinishReason } from "./chat.ts";
+import type { ChatPart, ChatRequest } from "./chat.ts";
 import {
   answeringModel,
   answerParts,
