@@ -33,7 +33,7 @@ export { providerSecretName } from "./keys.ts";
 export { UsageWriter } from "./plugins/usage-log.ts";
 export type { SecretListing, SecretsOptions } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
-export type { CreateTokenInput, GatewayToken, StoredToken, TokenCheck, TokenStore } from "./tokens.ts";
+export type { CreateTokenInput, GatewayToken, TokenCheck, TokenStore } from "./tokens.ts";
 export { hashToken, Tokens } from "./tokens.ts";
 export type {
   Actor,

@@ -5,34 +5,16 @@
  */
 import { hash, randomBytes } from "node:crypto";
 import { describeError, rememberSecret, SwitchboardError } from "@switchboard/core";
+import type { Store, StoredToken } from "@switchboard/store";
 
-export interface GatewayToken {
-  name: string;
-  /** The actor id every request made with the token runs as. */
-  actor: string;
-  /** Purposes the token may use; the first is its default purpose. Empty: no `purpose:` routes. */
-  purposes: string[];
-  createdAt: Date;
-  expiresAt: Date | undefined;
-  lastUsedAt: Date | undefined;
-  revokedAt: Date | undefined;
-}
+/** A gateway token as callers see it: everything but its hash. */
+export type GatewayToken = Omit<StoredToken, "hash">;
 
-/** A stored token row (the hash never leaves the hub and store). */
-export interface StoredToken extends GatewayToken {
-  hash: string;
-}
-
-/** The store methods tokens need (SQLite and PostgreSQL implement them in the shared query layer). */
-export interface TokenStore {
-  /** Inserts a token; fails with INVALID_INPUT when an unrevoked token has the same name. */
-  insertToken(token: StoredToken): Promise<void>;
-  findTokenByHash(hash: string): Promise<StoredToken | undefined>;
-  listTokens(): Promise<StoredToken[]>;
-  /** Marks the unrevoked token of that name revoked; false when there is none. */
-  revokeToken(name: string, at: Date): Promise<boolean>;
-  markTokenUsed(hash: string, at: Date): Promise<void>;
-}
+/** The store methods tokens use. */
+export type TokenStore = Pick<
+  Store,
+  "insertToken" | "findTokenByHash" | "listTokens" | "revokeToken" | "markTokenUsed"
+>;
 
 export type TokenCheck =
   | { ok: true; token: GatewayToken }

@@ -21,8 +21,8 @@ export interface AppOptions {
   /** Tracks requests for a graceful shutdown; `startServer` passes its own. */
   inFlight?: InFlightRequests;
   metrics?: GatewayMetrics;
-  /** Gateway tokens. */
-  tokens: Tokens;
+  /** Gateway tokens (default: the hub's). */
+  tokens?: Tokens;
 }
 
 export type SwitchboardApp = Hono<AppEnv>;
@@ -50,7 +50,7 @@ export function createApp(options: AppOptions): SwitchboardApp {
     "/v1",
     gatewayRoutes({
       hub,
-      tokens: () => tokens,
+      tokens: () => tokens ?? hub.tokens,
       metrics,
       settings: {
         maxBodyBytes: settings.max_body_bytes,

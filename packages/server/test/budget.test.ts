@@ -5,7 +5,7 @@
 import type { HubConfigInput } from "@switchboard/hub";
 import { postgresBackend, type StoreBackend, sqliteBackend } from "@switchboard/store/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { MemoryTokenStore, startTestServer, type TestServer } from "./helpers.ts";
+import { startTestServer, type TestServer } from "./helpers.ts";
 
 /** Echo answers with exactly these four words: 4 output tokens at $250 per million = $0.001. */
 const PROMPT = JSON.stringify({ raw: "a b c d" });
@@ -74,9 +74,8 @@ describe("budgets through the gateway", () => {
     `lets exactly ${AFFORDABLE} of ${REQUESTS} through with two gateway instances on one PostgreSQL`,
     async () => {
       backend = postgres;
-      const tokenStore = new MemoryTokenStore();
-      const first = await startTestServer(config, { store: await backend.open(), tokenStore });
-      const second = await startTestServer(config, { store: await backend.open(), tokenStore });
+      const first = await startTestServer(config, { store: await backend.open() });
+      const second = await startTestServer(config, { store: await backend.open() });
       running.push(first, second);
       const token = await first.token("batch", { purposes: ["capped"] });
       await expectExactCap([first, second], token);

@@ -2,37 +2,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore } from "@switchboard/core";
-import { Hub, type HubConfigInput, type StoredToken, type TokenStore, Tokens } from "@switchboard/hub";
+import { Hub, type HubConfigInput, type Tokens } from "@switchboard/hub";
 import type { Store } from "@switchboard/store";
 import { createApp, type SwitchboardApp } from "../src/app.ts";
 import { type RunningServer, startServer } from "../src/serve.ts";
 
 export function temporaryDirectory(): string {
   return mkdtempSync(join(tmpdir(), "switchboard-server-"));
-}
-
-/** Token rows in memory. */
-export class MemoryTokenStore implements TokenStore {
-  readonly rows: StoredToken[] = [];
-  async insertToken(token: StoredToken): Promise<void> {
-    this.rows.push({ ...token });
-  }
-  async findTokenByHash(hash: string): Promise<StoredToken | undefined> {
-    return this.rows.find((row) => row.hash === hash);
-  }
-  async listTokens(): Promise<StoredToken[]> {
-    return [...this.rows];
-  }
-  async revokeToken(name: string, at: Date): Promise<boolean> {
-    const row = this.rows.find((candidate) => candidate.name === name && !candidate.revokedAt);
-    if (!row) return false;
-    row.revokedAt = at;
-    return true;
-  }
-  async markTokenUsed(hash: string, at: Date): Promise<void> {
-    const row = this.rows.find((candidate) => candidate.hash === hash);
-    if (row) row.lastUsedAt = at;
-  }
 }
 
 export const EMBEDDED: HubConfigInput = { default_model: "echo", require_keys: false };
@@ -49,7 +25,6 @@ export interface TestGateway {
 export interface TestGatewayOptions {
   /** A store to share (e.g. two gateways on one PostgreSQL schema); default: a fresh SQLite file. */
   store?: Store;
-  tokenStore?: MemoryTokenStore;
 }
 
 /** A hub with an isolated environment (a fresh SQLite file unless given a store), and the app in front of it. */
@@ -64,9 +39,8 @@ export async function testGateway(
     env: {},
     ...(options.store ? { store: options.store } : {}),
   });
-  const tokenStore = options.tokenStore ?? new MemoryTokenStore();
-  const tokens = new Tokens(async () => tokenStore);
-  const app = createApp({ hub, tokens });
+  const tokens = hub.tokens;
+  const app = createApp({ hub });
   return {
     hub,
     app,
@@ -95,7 +69,7 @@ export async function startTestServer(
   options: TestGatewayOptions = {},
 ): Promise<TestServer> {
   const gateway = await testGateway(config, options);
-  const server = await startServer({ hub: gateway.hub, tokens: gateway.tokens, port: 0 });
+  const server = await startServer({ hub: gateway.hub, port: 0 });
   return {
     ...gateway,
     server,

@@ -38,6 +38,7 @@ import {
   USAGE_COLUMNS,
   usageParams,
 } from "./shared.ts";
+import { TokenTable } from "./tokens.ts";
 import type {
   Allowance,
   AllowanceLedgerEntry,
@@ -54,6 +55,7 @@ import type {
   SecretSummary,
   Store,
   StoredSecret,
+  StoredToken,
   UsageQuery,
   UsageRecord,
   UsageRecordInput,
@@ -212,6 +214,10 @@ function connectError(url: string, error: unknown): SwitchboardError {
 
 export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
+  readonly #tokens = new TokenTable({
+    all: async (operation, sql, params) => (await this.#query(operation, sql, [...params])).rows,
+    run: async (operation, sql, params) => (await this.#query(operation, sql, [...params])).rowCount ?? 0,
+  });
   readonly #pool: pg.Pool;
   readonly #now: () => number;
   #closed = false;
@@ -667,5 +673,27 @@ export class PostgresStore implements Store {
             [query.actorId, limit],
           );
     return result.rows.map(mapLedgerEntry);
+  }
+
+  // --- gateway tokens (SQL in tokens.ts, shared by both backends) ---------------------------------
+
+  insertToken(token: StoredToken): Promise<void> {
+    return this.#tokens.insertToken(token);
+  }
+
+  findTokenByHash(hash: string): Promise<StoredToken | undefined> {
+    return this.#tokens.findTokenByHash(hash);
+  }
+
+  listTokens(): Promise<StoredToken[]> {
+    return this.#tokens.listTokens();
+  }
+
+  revokeToken(name: string, at: Date): Promise<boolean> {
+    return this.#tokens.revokeToken(name, at);
+  }
+
+  markTokenUsed(hash: string, at: Date): Promise<void> {
+    return this.#tokens.markTokenUsed(hash, at);
   }
 }

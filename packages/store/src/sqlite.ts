@@ -40,6 +40,17 @@ import {
   usageParams,
 } from "./shared.ts";
 import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-usage-writer.ts";
+import { TokenTable } from "./tokens.ts";
+
+/** `$n` placeholders bind by number: better-sqlite3 takes them as an object keyed 1, 2, …. */
+function numbered(values: readonly unknown[]): Record<number, unknown> {
+  const bound: Record<number, unknown> = {};
+  values.forEach((value, index) => {
+    bound[index + 1] = value;
+  });
+  return bound;
+}
+
 import type {
   Allowance,
   AllowanceLedgerEntry,
@@ -56,6 +67,7 @@ import type {
   SecretSummary,
   Store,
   StoredSecret,
+  StoredToken,
   UsageQuery,
   UsageRecord,
   UsageRecordInput,
@@ -105,6 +117,12 @@ export function openSqliteStore(path: string, options: OpenStoreOptions = {}): S
 
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
+  readonly #tokens = new TokenTable({
+    all: (operation, sql, params) =>
+      this.#run(operation, () => this.#prepare(sql).all(numbered(params)) as Row[]),
+    run: (operation, sql, params) =>
+      this.#run(operation, () => this.#prepare(sql).run(numbered(params)).changes),
+  });
   readonly #db: Database.Database;
   readonly #now: () => number;
   readonly #statements = new Map<string, Database.Statement>();
@@ -546,6 +564,28 @@ export class SqliteStore implements Store {
             ).all(query.actorId, limit);
       return (rows as Row[]).map(mapLedgerEntry);
     });
+  }
+
+  // --- gateway tokens (SQL in tokens.ts, shared by both backends) ---------------------------------
+
+  insertToken(token: StoredToken): Promise<void> {
+    return this.#tokens.insertToken(token);
+  }
+
+  findTokenByHash(hash: string): Promise<StoredToken | undefined> {
+    return this.#tokens.findTokenByHash(hash);
+  }
+
+  listTokens(): Promise<StoredToken[]> {
+    return this.#tokens.listTokens();
+  }
+
+  revokeToken(name: string, at: Date): Promise<boolean> {
+    return this.#tokens.revokeToken(name, at);
+  }
+
+  markTokenUsed(hash: string, at: Date): Promise<void> {
+    return this.#tokens.markTokenUsed(hash, at);
   }
 }
 
