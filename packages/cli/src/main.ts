@@ -37,8 +37,18 @@ const COMMAND_GROUPS: readonly CommandGroup[] = [
     register: async (program, context) =>
       (await import("./commands/accounting.ts")).registerAccountingCommands(program, context),
   },
+  {
+    commands: ["serve"],
+    register: async (program, context) =>
+      (await import("./commands/serve.ts")).registerServeCommands(program, context),
+  },
+  {
+    commands: ["tokens"],
+    register: async (program, context) =>
+      (await import("./commands/tokens.ts")).registerTokenCommands(program, context),
+  },
   // Later groups, each imported only when one of its commands runs:
-  // - the server: `serve`, `tokens`, `login-link`;
+  // - the admin UI: `login-link`;
   // - the data tools: `enrich`, `jobs`, `extract`, `ask`, registered by `registerDataCommands(program)`
   //   from ./data-commands.ts: `register: async (program) => (await import("./data-commands.ts")).registerDataCommands(program)`.
 ];
