@@ -216,6 +216,20 @@ describe("the openai SDK", () => {
     ]);
   });
 
+  it("streams a tool call that the stream() helper assembles", async () => {
+    fakeOpenAI.enqueue({ toolCalls: [{ id: "call_8", name: "read_file", arguments: { path: "a.txt" } }] });
+    const stream = openai().chat.completions.stream({
+      model: "purpose:chat",
+      messages: [{ role: "user", content: "Read a.txt" }],
+      tools: [{ type: "function", function: { name: "read_file", parameters: { type: "object" } } }],
+    });
+    const final = await stream.finalChatCompletion();
+    expect(final.choices[0]?.finish_reason).toBe("tool_calls");
+    expect(final.choices[0]?.message.tool_calls).toEqual([
+      { id: "call_8", type: "function", function: { name: "read_file", arguments: '{"path":"a.txt"}' } },
+    ]);
+  });
+
   it("passes a json_schema response format and parses the answer", async () => {
     fakeOpenAI.enqueue({ text: '{"bytes": 42}' });
     const schema = {
@@ -396,6 +410,26 @@ describe("the Anthropic SDK", () => {
       role: "user",
       content: [{ type: "tool_result", tool_use_id: "toolu_7", content: "42 bytes" }],
     });
+  });
+
+  it("streams a tool call that messages.stream() assembles", async () => {
+    fakeAnthropic.enqueue({
+      text: "Reading.",
+      toolCalls: [{ id: "toolu_8", name: "read_file", arguments: { path: "a.txt" } }],
+    });
+    const final = await anthropic()
+      .messages.stream({
+        model: "purpose:claude",
+        max_tokens: 100,
+        messages: [{ role: "user", content: "Read a.txt" }],
+        tools: [{ name: "read_file", input_schema: { type: "object" } }],
+      })
+      .finalMessage();
+    expect(final.stop_reason).toBe("tool_use");
+    expect(final.content).toEqual([
+      { type: "text", text: "Reading." },
+      { type: "tool_use", id: "toolu_8", name: "read_file", input: { path: "a.txt" } },
+    ]);
   });
 
   it("gets 401, 403 and 429 as the SDK's own error classes", async () => {
