@@ -105,6 +105,7 @@ beforeAll(async () => {
     },
     limits: {
       "capped-daily": { scope: "actor", window: "calendar-day", amount_usd: 0.001, purpose: "capped" },
+      "slow-cap": { scope: "instance", window: "rolling-24h", amount_usd: 10, purpose: "slow" },
     },
   };
   gateway = await startTestServer(config);
@@ -336,7 +337,14 @@ describe("the openai SDK", () => {
       row = rows.find((candidate) => candidate.modelAnswered === "slow-model");
       if (!row) await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    expect(row).toMatchObject({ status: "aborted", actorId: "sdk-app" });
+    expect(row).toMatchObject({ actorId: "sdk-app", response: "word1 " });
+    // What was delivered is paid for: the limit holds a charge, not a rollback.
+    const spent = await (await gateway.hub.store()).spentInWindow(
+      "limit:slow-cap",
+      new Date(Date.now() - 60_000),
+    );
+    expect(spent).toBeGreaterThan(0n);
+    expect(row?.status).toBe("aborted");
   });
 });
 
