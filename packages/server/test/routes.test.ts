@@ -1,5 +1,7 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { bearer, EMBEDDED, parseSse, type TestGateway, testGateway } from "./helpers.ts";
+import { bearer, EMBEDDED, parseSse, type TestGateway, temporaryDirectory, testGateway } from "./helpers.ts";
 
 let gateway: TestGateway;
 
@@ -295,6 +297,18 @@ describe("health and metrics", () => {
     );
     expect(metrics).toMatch(/switchboard_gateway_overhead_seconds_count\{route="chat_completions"\} 1/);
     expect(metrics).toMatch(/switchboard_http_requests_in_flight 1/);
+  });
+
+  it("answers /ready with 503 while the store cannot be reached", async () => {
+    const file = join(temporaryDirectory(), "not-a-folder");
+    writeFileSync(file, "");
+    const broken = await testGateway({ ...EMBEDDED, storage: `sqlite:${join(file, "switchboard.db")}` });
+    const response = await broken.app.request("/ready");
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ status: "unavailable" });
+    expect((await broken.app.request("/health")).status).toBe(200);
+    await expect(broken.close()).rejects.toThrow(/STORAGE|Storage/);
+    gateway = await testGateway();
   });
 
   it("answers an unknown route with 404 in the wire's shape", async () => {
