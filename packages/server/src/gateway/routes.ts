@@ -6,11 +6,12 @@
 import { randomBytes } from "node:crypto";
 import type { FinishReason, Usage } from "@switchboard/core";
 import { type Hub, nanocentsToUsd, type Tokens } from "@switchboard/hub";
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env.ts";
 import { toProblem, type Wire } from "../errors.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import { gatewayAuth } from "../middleware/auth.ts";
+import { reportUnexpected } from "../middleware/errors.ts";
 import { jsonBody } from "../middleware/json-body.ts";
 import { AnthropicEventEncoder, anthropicMessage, parseAnthropicRequest } from "./anthropic.ts";
 import type { ChatPart, ChatRequest } from "./chat.ts";
@@ -115,7 +116,6 @@ export function gatewayRoutes(options: GatewayOptions): Hono<AppEnv> {
   };
 
   const answer = async (c: Context<AppEnv>, wire: Wire, route: string, request: ChatRequest) => {
-    c.set("route", route);
     const prompt = await startPrompt(hub, c.get("token"), request, settings, c.get("signal"));
     const headers: Record<string, string> = {};
     if (prompt.droppedOptions.length > 0) {
@@ -203,6 +203,7 @@ export function gatewayRoutes(options: GatewayOptions): Hono<AppEnv> {
           controller.enqueue(bytes.encode(encoder.part(result.value)));
         } catch (error) {
           // Mid-stream failure: an explicit error event, never a clean end the SDKs would take for success.
+          reportUnexpected(c, error);
           const problem = toProblem(error);
           if (!c.get("signal").aborted) controller.enqueue(bytes.encode(encoder.error(problem)));
           close(controller, problem.status);
@@ -220,11 +221,18 @@ export function gatewayRoutes(options: GatewayOptions): Hono<AppEnv> {
     });
   };
 
-  routes.post("/chat/completions", jsonBody(settings.maxBodyBytes), (c) =>
+  const named =
+    (route: string): MiddlewareHandler<AppEnv> =>
+    async (c, next) => {
+      c.set("route", route);
+      await next();
+    };
+
+  routes.post("/chat/completions", named("chat_completions"), jsonBody(settings.maxBodyBytes), (c) =>
     answer(c, "openai", "chat_completions", parseOpenAIRequest(c.get("body"))),
   );
 
-  routes.post("/messages", jsonBody(settings.maxBodyBytes), (c) =>
+  routes.post("/messages", named("messages"), jsonBody(settings.maxBodyBytes), (c) =>
     answer(c, "anthropic", "messages", parseAnthropicRequest(c.get("body"))),
   );
 

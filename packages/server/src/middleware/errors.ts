@@ -12,12 +12,16 @@ import { problemResponse, toProblem } from "../errors.ts";
 export const handleError: ErrorHandler<AppEnv> = (error, c) => {
   if (error instanceof HTTPException && !isSwitchboardError(error.cause)) return error.getResponse();
   const failure = error instanceof HTTPException ? error.cause : error;
-  if (!isSwitchboardError(failure)) {
-    const stack = failure instanceof Error && failure.stack ? failure.stack : describeError(failure);
-    console.error(`[${requestIdOf(c)}] ${c.req.method} ${c.req.path} failed: ${scrubSecrets(stack)}`);
-  }
+  reportUnexpected(c, failure);
   return problemResponse(c.get("wire") ?? "openai", toProblem(failure), requestIdOf(c));
 };
+
+/** A failure that is not a Switchboard error is a bug of the server: its log gets the (scrubbed) stack. */
+export function reportUnexpected(c: Context<AppEnv>, failure: unknown): void {
+  if (isSwitchboardError(failure)) return;
+  const stack = failure instanceof Error && failure.stack ? failure.stack : describeError(failure);
+  console.error(`[${requestIdOf(c)}] ${c.req.method} ${c.req.path} failed: ${scrubSecrets(stack)}`);
+}
 
 export const handleNotFound: NotFoundHandler<AppEnv> = (c) =>
   problemResponse(
