@@ -6,6 +6,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import { SwitchboardError } from "@switchboard/core";
 import { type AppOptions, createApp, type SwitchboardApp } from "./app.ts";
 import { InFlightRequests } from "./requests.ts";
 
@@ -36,6 +37,26 @@ const DEFAULT_DRAIN_MS = 10_000;
 /** After aborting, how long aborted streams get to write their error event and end. */
 const ABORT_GRACE_MS = 1_000;
 
+/** Why the server could not listen, said with the fix. */
+function listenError(error: NodeJS.ErrnoException, host: string, port: number | undefined): Error {
+  const where = `${host}:${port ?? DEFAULT_PORT}`;
+  if (error.code === "EADDRINUSE") {
+    return new SwitchboardError(
+      "INVALID_INPUT",
+      `Cannot listen on ${where}: the port is already in use (another switchboard serve?). Stop that server or choose another port with --port.`,
+      { host, port },
+    );
+  }
+  if (error.code === "EACCES" || error.code === "EADDRNOTAVAIL") {
+    return new SwitchboardError(
+      "INVALID_INPUT",
+      `Cannot listen on ${where} (${error.code}): use a port above 1023, or an address of this machine with --host.`,
+      { host, port },
+    );
+  }
+  return error;
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const inFlight = new InFlightRequests();
   const app = createApp({ ...options, inFlight });
@@ -44,7 +65,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const started = serve({ fetch: app.fetch, port: options.port ?? DEFAULT_PORT, hostname: host }, () =>
       resolve(started as Server),
     ) as Server;
-    started.once("error", reject);
+    started.once("error", (error: NodeJS.ErrnoException) => reject(listenError(error, host, options.port)));
   });
   // Keep-alive connections of SDK clients would otherwise hold the process open after close().
   server.keepAliveTimeout = 5_000;

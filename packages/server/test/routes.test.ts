@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { startServer } from "../src/serve.ts";
 import { bearer, EMBEDDED, parseSse, type TestGateway, temporaryDirectory, testGateway } from "./helpers.ts";
 
 let gateway: TestGateway;
@@ -317,5 +318,19 @@ describe("health and metrics", () => {
     const response = await gateway.app.request("/v1/nope", { headers: bearer(token) });
     expect(response.status).toBe(404);
     expect(await response.json()).toMatchObject({ error: { code: "not_found" } });
+  });
+});
+
+describe("startServer", () => {
+  it("says how to fix a port that is already in use", async () => {
+    gateway = await testGateway();
+    const first = await startServer({ hub: gateway.hub, port: 0 });
+    try {
+      await expect(startServer({ hub: gateway.hub, port: first.port })).rejects.toThrow(
+        /already in use .*--port/,
+      );
+    } finally {
+      await first.close();
+    }
   });
 });

@@ -1,6 +1,6 @@
 /** `serve`: the HTTP server with the OpenAI- and Anthropic-compatible gateway. */
-import type { Command } from "commander";
-import { type CliContext, CliError } from "../context.ts";
+import { type Command, InvalidArgumentError } from "commander";
+import type { CliContext } from "../context.ts";
 
 /** How long a stop waits for requests in flight before aborting them. */
 const DRAIN_MS = 10_000;
@@ -8,7 +8,7 @@ const DRAIN_MS = 10_000;
 function parsePort(text: string): number {
   const port = Number(text);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new CliError(`--port takes a port number from 0 to 65535 (got "${text}").`);
+    throw new InvalidArgumentError("expected a port number from 0 to 65535.");
   }
   return port;
 }
