@@ -420,6 +420,27 @@ describe("the Anthropic SDK", () => {
     });
   });
 
+  it("reaches a model behind the OpenAI wire; stop_sequences becomes that model's stop", async () => {
+    fakeOpenAI.enqueue({ text: "Crossed over", usage: { input: 2, output: 2 } });
+    const message = await anthropic().messages.create({
+      model: "purpose:chat",
+      max_tokens: 50,
+      stop_sequences: ["END"],
+      system: "Be terse.",
+      messages: [{ role: "user", content: "Hello" }],
+    });
+    expect(message.content).toEqual([{ type: "text", text: "Crossed over" }]);
+    expect(message.model).toBe("up-gpt");
+    expect(fakeOpenAI.requests[0]?.body).toMatchObject({
+      stop: ["END"],
+      max_tokens: 50,
+      messages: [
+        { role: "system", content: "Be terse." },
+        { role: "user", content: "Hello" },
+      ],
+    });
+  });
+
   it("streams a tool call that messages.stream() assembles", async () => {
     fakeAnthropic.enqueue({
       text: "Reading.",
