@@ -2,6 +2,7 @@
  * Budgets and usage logging under load. `npm run bench:accounting` prints:
  *  - reserve + settle latency of the limits accountant on SQLite and on PostgreSQL (when one answers
  *    at $SWITCHBOARD_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test);
+ *  - what one limit adds per echo prompt through the hub (SQLite file, usage logging off and on);
  *  - throughput of N concurrent echo prompts with usage logging on vs off, and the ratio.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -9,10 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore, newId } from "@switchboard/core";
 import { startFakeOpenAI } from "@switchboard/core/testing";
-import { Hub, type HubConfigInput, limitsAccountant, parseConfig } from "@switchboard/hub";
+import { Hub, type HubConfigInput, parseConfig } from "@switchboard/hub";
+import { limitsAccountant } from "@switchboard/hub/internal";
 import { openStore, type Store } from "@switchboard/store";
 import pg from "pg";
-import { numberArg } from "./measure.ts";
+import { measure, numberArg, printComparison } from "./measure.ts";
 
 const operations = numberArg("ops", 2000);
 const concurrent = numberArg("concurrent", 500);
@@ -72,6 +74,58 @@ try {
 }
 
 const keys = new KeyStore(join(directory, "keys.json"));
+
+/** Sequential echo prompts through a hub on a SQLite file, without and with one instance limit. */
+async function limitCost(logging: boolean): Promise<void> {
+  const base: HubConfigInput = {
+    default_model: "echo",
+    usage: { enabled: logging, log_prompts: logging },
+    accounting: { pricing: { echo: { input: 1, output: 1 } } },
+  };
+  const open = async (name: string, config: HubConfigInput) =>
+    Hub.create({
+      config,
+      keys,
+      env: {},
+      store: await openStore(`sqlite:${join(directory, `limit-${name}-${logging}.db`)}`),
+    });
+  const bare = await open("bare", base);
+  const limited = await open("limited", {
+    ...base,
+    limits: { daily: { scope: "instance", window: "calendar-day", amount_usd: 1_000_000 } },
+  });
+  const [bareModel, limitedModel] = [await bare.model(), await limited.model()];
+  const [withoutLimit, withLimit] = await measure(
+    [
+      { name: "echo prompt, no limit", call: () => bareModel.prompt("hello there").text() },
+      { name: "echo prompt, one limit", call: () => limitedModel.prompt("hello there").text() },
+    ],
+    { rounds: 12, callsPerRound: 400, warmupCalls: 400 },
+  );
+  printComparison(
+    `what one limit adds per echo prompt (usage log ${logging ? "on, log_prompts" : "off"}):`,
+    withoutLimit!,
+    withLimit!,
+  );
+  // CPU time (this process, every thread) is steadier than wall time on a busy machine.
+  const cpuPerCall = async (model: typeof bareModel) => {
+    const rounds: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const started = process.cpuUsage();
+      for (let i = 0; i < 1000; i++) await model.prompt("hello there").text();
+      const used = process.cpuUsage(started);
+      rounds.push((used.user + used.system) / 1000 / 1000);
+    }
+    return median(rounds);
+  };
+  const [bareCpu, limitedCpu] = [await cpuPerCall(bareModel), await cpuPerCall(limitedModel)];
+  console.log(
+    `  CPU per call: ${bareCpu.toFixed(4)} ms without, ${limitedCpu.toFixed(4)} ms with the limit; added ${(limitedCpu - bareCpu).toFixed(4)} ms`,
+  );
+  await Promise.all([bare.close(), limited.close()]);
+}
+await limitCost(false);
+await limitCost(true);
 
 interface LoggingComparison {
   /** Prompts per second until every prompt was answered, per variant ("off", "on"). */

@@ -340,7 +340,7 @@ describe("usage log and actors", () => {
       },
       { timeout: 5_000 },
     );
-    expect(row).toMatchObject({ actorId: "ada", status: "error", error: expect.stringMatching(/aborted/) });
+    expect(row).toMatchObject({ actorId: "ada", status: "aborted", error: expect.stringMatching(/aborted/) });
     expect(row.outputTokens ?? 0).toBeLessThan(200);
     await hub.close();
   });

@@ -204,10 +204,10 @@ describe("usage, logs, limits and allowance", () => {
     const summary = JSON.parse(
       (await run(["usage", "--by", "purpose", "--since", "1h", "--json"], { userDir, env })).stdout,
     );
-    const sql = summary.find((row: { key: string }) => row.key === "sql");
+    const sql = summary.find((row: { purpose: string }) => row.purpose === "sql");
     expect(sql).toMatchObject({ responses: 2, inputTokens: 5 });
     expect(sql.costUsd).toBeGreaterThan(0);
-    expect(summary.find((row: { key: string }) => row.key === "notes")).toMatchObject({
+    expect(summary.find((row: { purpose: string }) => row.purpose === "notes")).toMatchObject({
       responses: 1,
       inputTokens: 2,
     });

@@ -182,7 +182,7 @@ describe("storage that cannot be opened", () => {
       expect(result.code).toBe(1);
       expect(result.stdout).toBe("");
       expectOneErrorLine(result.stderr);
-      expect(result.stderr).toMatch(/^Error: Storage \(sqlite\) failed during open of .*switchboard\.db/);
+      expect(result.stderr).toMatch(/^Error: Cannot open SQLite storage at .*switchboard\.db: /);
     });
 
     it(`prompt: the answer, then one clear line and exit 1, as its row is not written (${name})`, async () => {
@@ -190,7 +190,7 @@ describe("storage that cannot be opened", () => {
       expect(JSON.parse(result.stdout)).toMatchObject({ prompt: "hi" });
       expect(result.code).toBe(1);
       expectOneErrorLine(result.stderr);
-      expect(result.stderr).toMatch(/^Error: Storage \(sqlite\) failed during open of /);
+      expect(result.stderr).toMatch(/^Error: Cannot open SQLite storage at /);
     });
   }
 });

@@ -99,6 +99,7 @@ export const configSchema = z.strictObject({
         .optional(),
       estimate: z.boolean().optional(),
       unpriced: z.enum(["free", "refuse"]).optional(),
+      hold_ttl_seconds: z.number().int().positive().optional(),
       pricing: z.record(z.string(), priceSchema).optional(),
     })
     .optional(),

@@ -5,6 +5,7 @@ import {
   type ExecutionObserver,
   type ExecutionStart,
   type FallbackModel,
+  isSwitchboardError,
   KeyStore,
   Model,
   type ModelResponse,
@@ -13,7 +14,7 @@ import {
   SwitchboardError,
   userDirectory,
 } from "@switchboard/core";
-import type { OpenStoreOptions, Store } from "@switchboard/store";
+import type { ExitStorage, OpenStoreOptions, Store } from "@switchboard/store";
 import type { Accountant } from "./accounting/accountants.ts";
 import { PriceBook } from "./accounting/pricing.ts";
 import {
@@ -32,6 +33,7 @@ import { loadConfiguredPlugins } from "./plugin-loading.ts";
 import { accountingPlugin, budgetsPlugin } from "./plugins/accounting.ts";
 import { configPolicyPlugin, configProvidersPlugin } from "./plugins/config.ts";
 import { usageLogPlugin } from "./plugins/usage-log.ts";
+import { Reports } from "./reports.ts";
 import { defaultModelFor, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
 import { Tokens } from "./tokens.ts";
@@ -99,6 +101,8 @@ export class Hub {
   readonly tokens: Tokens;
   /** Shipped prices with the config's overrides. */
   readonly prices: PriceBook;
+  /** Read models: limits, usage summaries, the log, allowances. */
+  readonly reports: Reports;
   readonly #plugins: readonly SwitchboardPlugin[];
   readonly #registry: Registry;
   readonly #env: NodeJS.ProcessEnv;
@@ -136,6 +140,7 @@ export class Hub {
     this.#promptContexts = this.#hooks("promptContext");
     this.#filters = this.#hooks("filterModels");
     this.#defaultModelHooks = this.#hooks("defaultModel");
+    this.reports = new Reports({ config, store: () => this.store() });
     this.secrets = new Secrets({
       env: this.#env,
       store: () => this.store(),
@@ -173,7 +178,7 @@ export class Hub {
       configPolicyPlugin(),
       budgetsPlugin(),
       accountingPlugin({ config, prices, accountants: () => (hub as Hub).accountants() }),
-      usageLogPlugin({ config, prices, store }),
+      usageLogPlugin({ config, prices, store, storage: () => (hub as Hub).storageTarget() }),
       ...configured,
       ...(options.plugins ?? []),
     ];
@@ -201,12 +206,18 @@ export class Hub {
     if (this.#closed) return Promise.reject(new SwitchboardError("STORAGE_ERROR", "The hub is closed."));
     // Imported here, not at the top: a hub that never stores anything never loads the drivers.
     this.#store ??= import("@switchboard/store").then(({ openStore }) =>
-      openStore(
-        this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`,
-        this.#storeOptions,
-      ),
+      openStore(this.#storageUrl(), this.#storeOptions),
     );
     return this.#store;
+  }
+
+  /** Where `store()` opens (undefined when a Store was handed in): usage rows are written there at exit. */
+  storageTarget(): ExitStorage | undefined {
+    return this.#ownsStore ? { url: this.#storageUrl() } : undefined;
+  }
+
+  #storageUrl(): string {
+    return this.config.storage ?? `sqlite:${join(userDirectory(this.#env), "switchboard.db")}`;
   }
 
   /**
@@ -365,19 +376,25 @@ export class Hub {
     for (const { hook } of this.#hooks("flush")) await hook();
   }
 
-  /** Runs shutdown hooks (plugins flush here) and closes the store. Idempotent. */
+  /**
+   * Runs shutdown hooks (plugins flush here) and closes the store. Idempotent. Rejects with the
+   * STORAGE_ERROR of a hook that could not store what it held (usage rows not written).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
+    let unstored: unknown;
     for (const { hook, plugin } of this.#hooks("shutdown")) {
       try {
         await hook();
       } catch (error) {
-        process.emitWarning(`shutdown hook of ${plugin.name} failed: ${describeError(error)}`);
+        if (isSwitchboardError(error, "STORAGE_ERROR")) unstored ??= error;
+        else process.emitWarning(`shutdown hook of ${plugin.name} failed: ${describeError(error)}`);
       }
     }
     await this.secrets.settled();
     this.#closed = true;
     if (this.#store && this.#ownsStore) await (await this.#store).close();
+    if (unstored !== undefined) throw unstored;
   }
 
   #hooks<K extends keyof HookSpecs>(name: K): HookRunner<K>[] {

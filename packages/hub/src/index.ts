@@ -1,11 +1,4 @@
 export type { Accountant, Reservation } from "./accounting/accountants.ts";
-export {
-  allowanceAccountant,
-  limitKey,
-  limitsAccountant,
-  windowReset,
-  windowStart,
-} from "./accounting/accountants.ts";
 export type { Price } from "./accounting/pricing.ts";
 export {
   DEFAULT_PRICES,
@@ -30,7 +23,20 @@ export { HOOK_NAMES } from "./hooks.ts";
 export type { HubOptions } from "./hub.ts";
 export { Hub, HubModel, openHub } from "./hub.ts";
 export { providerSecretName } from "./keys.ts";
-export { UsageWriter } from "./plugins/usage-log.ts";
+export type {
+  AllowanceStatus,
+  LimitStatus,
+  LimitWindow,
+  LogEntry,
+  LogPage,
+  LogQuery,
+  UsageGroup,
+  UsageGrouping,
+  UsageReport,
+  UsageReportQuery,
+  UsageTotals,
+} from "./reports.ts";
+export { Reports, reportJson } from "./reports.ts";
 export type { SecretListing, SecretsOptions } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
 export type { CreateTokenInput, GatewayToken, TokenCheck, TokenStore } from "./tokens.ts";

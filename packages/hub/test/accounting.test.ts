@@ -5,8 +5,8 @@
 import { isSwitchboardError, KeyStore } from "@switchboard/core";
 import { type FakeServer, startFakeOpenAI } from "@switchboard/core/testing";
 import type { Store } from "@switchboard/store";
+import { postgresBackend, type StoreBackend, storeBackends } from "@switchboard/store/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { postgresBackend, type StoreBackend, storeBackends } from "../../store/test/backends.ts";
 import { Hub, type HubConfigInput, type HubOptions } from "../src/index.ts";
 import { temporaryDirectory } from "./helpers.ts";
 

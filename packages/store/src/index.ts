@@ -1,14 +1,17 @@
 /**
  * @switchboard/store — one storage interface, two backends: embedded SQLite (the default) and
- * PostgreSQL for deployments shared by several processes. Both run the same named migrations.
+ * PostgreSQL for deployments shared by several processes. Both run the same named migrations and
+ * the same query layer.
  */
 
 import { SwitchboardError } from "@switchboard/core";
 import { MEMORY_PATH, openSqliteStore } from "./sqlite.ts";
 import type { OpenStoreOptions, Store } from "./types.ts";
 
+export type { ExitStorage } from "./exit-writer.ts";
 export { MIGRATIONS, type Migration } from "./migrations.ts";
 export type * from "./types.ts";
+export { DEFAULT_HOLD_TTL_MS } from "./types.ts";
 
 const ACCEPTED_FORMS =
   "sqlite:PATH, sqlite::memory:, a plain file path, or postgres://user@host:port/database (postgresql:// also works)";

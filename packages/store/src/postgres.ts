@@ -3,70 +3,46 @@
  * is either one statement whose WHERE re-checks under the row lock (allowances), or a transaction
  * serialised by transaction-scoped advisory locks taken before reading (capped holds, secret
  * versions). Batches go in one statement through unnest(): one round trip, whatever the size.
+ * Every connection has a connect timeout and a statement timeout, so a server that stops
+ * answering fails a call with one clear line instead of hanging it.
  */
 
 import { SwitchboardError } from "@switchboard/core";
 import pg from "pg";
-import { CREATE_MIGRATIONS_TABLE, MIGRATIONS, MIGRATIONS_TABLE } from "./migrations.ts";
+import { type ExitStorage, insertUsageBeforeExit } from "./exit-writer.ts";
+import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
 import {
-  bucketOf,
+  ADD_HOLD_TO_TOTAL_ON_CONFLICT,
   bucketSql,
-  clampLimit,
-  duplicateTxError,
-  firstWholeBucket,
-  isUniqueViolation,
-  LIST_SECRETS_SQL,
-  mapAllowance,
-  mapHold,
-  mapLedgerEntry,
-  mapSecret,
-  mapSecretSummary,
-  mapSummary,
-  mapUsage,
-  normalizeReserve,
-  type Row,
-  requireText,
-  sortSummary,
-  spentByKeySql,
+  expireAllowanceHoldsSql,
+  INSERT_SECRET_VERSION_SQL,
+  IS_MIGRATION_APPLIED_SQL,
+  nextExpirySql,
+  POSTGRES_DIALECT,
+  RECORD_MIGRATION_SQL,
+  releaseFromTotalSet,
   spentSql,
-  storageError,
-  summaryColumn,
-  toBigint,
-  toBuffer,
-  toMs,
-  toNanocents,
   USAGE_COLUMNS,
-  usageParams,
-} from "./shared.ts";
-import { TokenTable } from "./tokens.ts";
+} from "./queries.ts";
+import type { NormalizedAllowanceReserve, NormalizedReserve, Row, UsageValues } from "./shared.ts";
+import { bucketOf, HOLD_BUCKET_MS, storageError, toBigint } from "./shared.ts";
+import { type ClosingStatus, SqlStore } from "./sql-store.ts";
 import type {
-  Allowance,
-  AllowanceLedgerEntry,
-  AppliedMigration,
-  Hold,
-  HoldQuery,
-  KeySpend,
   OpenStoreOptions,
-  PutSecretInput,
-  ReserveAgainstCapsInput,
   ReserveAgainstCapsResult,
-  ReserveAllowanceInput,
   ReserveAllowanceResult,
-  SecretSummary,
-  Store,
-  StoredSecret,
-  StoredToken,
-  UsageQuery,
-  UsageRecord,
   UsageRecordInput,
-  UsageSummaryQuery,
-  UsageSummaryRow,
 } from "./types.ts";
 
 /** First key of the two-part advisory locks, so ours never collide with an application's own. */
 const LOCK_MIGRATIONS = 0x53570001;
 const LOCK_HOLDS = 0x53570002;
 const LOCK_SECRETS = 0x53570003;
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+/** The client gives up a little after the server's statement timeout, for a server that no longer answers at all. */
+const CLIENT_TIMEOUT_GRACE_MS = 2_000;
 
 /** Postgres array type of each usage column, in USAGE_COLUMNS order, for the unnest() insert. */
 const USAGE_ARRAY_TYPES: Record<(typeof USAGE_COLUMNS)[number], string> = {
@@ -98,19 +74,25 @@ const INSERT_USAGE_SQL = `INSERT INTO switchboard_usage (${USAGE_COLUMNS.join(",
   ON CONFLICT (id) DO NOTHING`;
 
 /**
- * Locks every ledger key of a reservation. Distinct hashes in ascending order: all transactions take
- * locks in the same order, so they cannot deadlock (even when two keys share a hash). The schema is
- * part of the hashed text so separate schemas do not contend.
+ * Locks ledger keys: distinct hashes in ascending order, so all transactions take locks in the same
+ * order and cannot deadlock (even when two keys share a hash). The schema is part of the hashed
+ * text so separate schemas do not contend.
  */
-const LOCK_KEYS_SQL = `SELECT pg_advisory_xact_lock(${LOCK_HOLDS}, h) FROM (
-  SELECT DISTINCT hashtext(current_schema() || '/' || k) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS locks`;
+function lockKeysSql(keysFrom: string): string {
+  return `SELECT pg_advisory_xact_lock(${LOCK_HOLDS}, h) FROM (
+    SELECT DISTINCT hashtext(current_schema() || '/' || k) AS h FROM (${keysFrom}) AS keys ORDER BY h) AS locks`;
+}
 
-/** Locks the keys of a tx's open holds, in the same global order as LOCK_KEYS_SQL. */
-const LOCK_TX_KEYS_SQL = `SELECT pg_advisory_xact_lock(${LOCK_HOLDS}, h) FROM (
-  SELECT DISTINCT hashtext(current_schema() || '/' || ledger_key) AS h FROM switchboard_holds
-  WHERE tx_id = $1 AND status = 'held' ORDER BY h) AS locks`;
-
-const positional = (n: number) => `$${n}`;
+/** Params: the keys of a reservation. */
+const LOCK_KEYS_SQL = lockKeysSql("SELECT unnest($1::text[]) AS k");
+/** Params: a tx id; its holds that settling may still change. */
+const LOCK_TX_KEYS_SQL = lockKeysSql(
+  "SELECT ledger_key AS k FROM switchboard_holds WHERE tx_id = $1 AND status IN ('held', 'expired')",
+);
+/** Buckets that may hold an expired hold (their earliest expiry has passed). Params: now. */
+const DUE_BUCKETS = "FROM switchboard_hold_totals WHERE held_count > 0 AND next_expiry <= $1";
+/** Params: now; every key with such a bucket. */
+const LOCK_EXPIRING_KEYS_SQL = lockKeysSql(`SELECT ledger_key AS k ${DUE_BUCKETS}`);
 
 /**
  * Runs after the key locks, in a new statement so its snapshot sees every commit made before the
@@ -123,65 +105,147 @@ const CHECK_AND_HOLD_SQL = `
       WITH ORDINALITY AS c(ledger_key, cap, window_start, whole_from, ord)
   ), used AS (
     SELECT caps.ledger_key, caps.cap, caps.ord,
-      ${spentSql((n) => ["caps.ledger_key", "caps.whole_from", "caps.window_start", "caps.whole_from"][n - 1] ?? "")} AS used
+      ${spentSql("caps.ledger_key", "caps.whole_from", "caps.window_start")} AS used
     FROM caps
   ), refused AS (
     SELECT ledger_key, used, cap FROM used WHERE used + $5::bigint > cap ORDER BY ord LIMIT 1
   ), held AS (
-    INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents, status, created_at, actor_id, purpose, model)
-    SELECT $6, ledger_key, $5::bigint, 'held', $7::bigint, $8, $9, $10 FROM caps WHERE NOT EXISTS (SELECT 1 FROM refused)
+    INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents, status, created_at, expires_at, actor_id, purpose, model)
+    SELECT $6, ledger_key, $5::bigint, 'held', $7::bigint, $12::bigint, $8, $9, $10 FROM caps
+    WHERE NOT EXISTS (SELECT 1 FROM refused)
   ), totals AS (
-    INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents)
-    SELECT ledger_key, $11::bigint, $5::bigint FROM caps WHERE NOT EXISTS (SELECT 1 FROM refused)
-    ON CONFLICT (ledger_key, bucket_start) DO UPDATE SET amount_nanocents = t.amount_nanocents + EXCLUDED.amount_nanocents
+    INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents, held_count, next_expiry)
+    SELECT ledger_key, $11::bigint, $5::bigint, 1, $12::bigint FROM caps WHERE NOT EXISTS (SELECT 1 FROM refused)
+    ${ADD_HOLD_TO_TOTAL_ON_CONFLICT}
   )
   SELECT ledger_key, used::text AS used, cap::text AS cap FROM refused`;
 
-/** Closes a tx's open holds and moves each key's bucket total by actual − reserved; returns how many. */
-const CLOSE_HOLDS_SQL = `
-  WITH closed AS (
-    UPDATE switchboard_holds SET status = $1, settled_nanocents = $2::bigint, settled_at = $3::bigint
-    WHERE tx_id = $4 AND status = 'held'
-    RETURNING ledger_key, created_at, reserved_nanocents
+/**
+ * Marks held holds past their expiry as expired, in the due buckets of the keys given (already
+ * locked), and takes them off those totals, whose earliest expiry is then recomputed from the
+ * holds still held (this statement's snapshot still sees the expiring ones as held, hence
+ * "expires after now"). Params: now, keys.
+ */
+const EXPIRE_HOLDS_SQL = `
+  WITH due AS (
+    SELECT ledger_key, bucket_start ${DUE_BUCKETS} AND ledger_key = ANY($2::text[])
+  ), expired AS (
+    UPDATE switchboard_holds h SET status = 'expired', settled_at = $1::bigint
+    FROM due WHERE h.ledger_key = due.ledger_key AND h.created_at >= due.bucket_start
+      AND h.created_at < due.bucket_start + ${HOLD_BUCKET_MS} AND h.status = 'held' AND h.expires_at <= $1::bigint
+    RETURNING h.ledger_key, h.created_at, h.reserved_nanocents
+  ), per_bucket AS (
+    SELECT ledger_key, ${bucketSql("created_at")} AS bucket_start, SUM(reserved_nanocents) AS amount, COUNT(*) AS holds
+    FROM expired GROUP BY 1, 2
   ), adjusted AS (
-    UPDATE switchboard_hold_totals t SET amount_nanocents = t.amount_nanocents + ($2::bigint - closed.reserved_nanocents)
+    UPDATE switchboard_hold_totals t SET amount_nanocents = t.amount_nanocents - COALESCE(p.amount, 0),
+      held_count = t.held_count - COALESCE(p.holds, 0), next_expiry = ${nextExpirySql("$1::bigint")}
+    FROM due LEFT JOIN per_bucket p ON p.ledger_key = due.ledger_key AND p.bucket_start = due.bucket_start
+    WHERE t.ledger_key = due.ledger_key AND t.bucket_start = due.bucket_start
+  )
+  SELECT count(*)::int AS expired FROM expired`;
+
+/**
+ * Settles a tx's held or expired holds ($1 = 'settled'), or rolls back its held ones, and moves
+ * each key's bucket total by what the hold counts now minus what it counted before (its
+ * reservation while held, nothing once expired). Params: status, actual, now, tx id.
+ */
+const CLOSE_HOLDS_SQL = `
+  WITH target AS (
+    SELECT id, status AS was FROM switchboard_holds
+    WHERE tx_id = $4 AND (status = 'held' OR (status = 'expired' AND $1 = 'settled'))
+  ), closed AS (
+    UPDATE switchboard_holds h SET status = $1, settled_nanocents = $2::bigint, settled_at = $3::bigint
+    FROM target WHERE h.id = target.id
+    RETURNING h.ledger_key, h.created_at,
+      CASE target.was WHEN 'held' THEN h.reserved_nanocents ELSE 0 END AS counted,
+      CASE target.was WHEN 'held' THEN 1 ELSE 0 END AS released
+  ), adjusted AS (
+    UPDATE switchboard_hold_totals t SET ${releaseFromTotalSet("$2::bigint - closed.counted", "closed.released")}
     FROM closed WHERE t.ledger_key = closed.ledger_key AND t.bucket_start = ${bucketSql("closed.created_at")}
   )
   SELECT count(*)::int AS closed FROM closed`;
 
+/**
+ * Refunds expired reservations in one statement: the refunds are summed per actor, as one
+ * statement may update a balance only once. Params: now (and the actor for one actor's).
+ */
+function refundExpiredSql(oneActor: boolean): string {
+  return `
+  WITH expired AS (${expireAllowanceHoldsSql(oneActor)}),
+  refunds AS (SELECT actor_id, SUM(reserved_nanocents) AS amount FROM expired GROUP BY actor_id),
+  refunded AS (
+    UPDATE switchboard_allowances a SET balance_nanocents = a.balance_nanocents + refunds.amount, updated_at = $1
+    FROM refunds WHERE a.actor_id = refunds.actor_id)
+  SELECT count(*)::int AS expired FROM expired`;
+}
+
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 
+interface ConnectionSettings {
+  connectionString: string;
+  schema?: string;
+  connectTimeoutMs: number;
+  queryTimeoutMs: number;
+}
+
 export async function openPostgresStore(url: string, options: OpenStoreOptions = {}): Promise<PostgresStore> {
-  const { connectionString, schema } = splitSchema(url, options.schema);
+  const settings = connectionSettings(url, options);
   const pool = new pg.Pool({
-    connectionString,
+    connectionString: settings.connectionString,
     max: options.poolSize ?? 10,
+    connectionTimeoutMillis: settings.connectTimeoutMs,
+    statement_timeout: settings.queryTimeoutMs,
+    query_timeout: settings.queryTimeoutMs + CLIENT_TIMEOUT_GRACE_MS,
     // Every pooled connection resolves unqualified table names in our schema, so the SQL stays schema-free.
-    ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
+    ...(settings.schema === undefined ? {} : { options: `-c search_path=${settings.schema}` }),
   });
   // An idle client losing its server connection emits on the pool; without a listener that crashes the process.
   pool.on("error", () => {});
-  const store = new PostgresStore(pool, options.clock ?? Date.now);
+  const { clock, ...plainOptions } = options;
+  const store = new PostgresStore(pool, clock ?? Date.now, describeServer(url), settings, {
+    url,
+    options: plainOptions,
+  });
   try {
-    await store.migrate(schema);
+    await store.migrate(settings.schema);
   } catch (error) {
     await pool.end().catch(() => {});
-    throw connectError(url, error);
+    throw store.describeFailure("opening", error, "Cannot open");
   }
   return store;
 }
 
-/** The schema comes from options or a `?schema=` URL parameter; pg itself must not see that parameter. */
-function splitSchema(
-  url: string,
-  optionSchema: string | undefined,
-): { connectionString: string; schema?: string } {
+function positiveNumber(value: string | null, name: string, url: string): number | undefined {
+  if (value === null) return undefined;
+  const number = Number(value);
+  if (!Number.isFinite(number) || number <= 0) {
+    throw new SwitchboardError(
+      "INVALID_CONFIG",
+      `Storage URL ${describeServer(url)}: ${name} must be a positive number (got "${value}").`,
+    );
+  }
+  return number;
+}
+
+/**
+ * Our parameters come from options or the URL (`schema`, `connect_timeout` in seconds as in libpq,
+ * `statement_timeout` in ms); pg itself must not see them.
+ */
+function connectionSettings(url: string, options: OpenStoreOptions): ConnectionSettings {
   let connectionString = url;
-  let schema = optionSchema;
+  let schema = options.schema;
+  let connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  let queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   const parsed = URL.canParse(url) ? new URL(url) : undefined;
-  if (parsed?.searchParams.has("schema")) {
-    schema ??= parsed.searchParams.get("schema") ?? undefined;
-    parsed.searchParams.delete("schema");
+  if (parsed) {
+    const search = parsed.searchParams;
+    schema ??= search.get("schema") ?? undefined;
+    const connectSeconds = positiveNumber(search.get("connect_timeout"), "connect_timeout", url);
+    if (connectSeconds !== undefined) connectTimeoutMs = connectSeconds * 1000;
+    queryTimeoutMs =
+      positiveNumber(search.get("statement_timeout"), "statement_timeout", url) ?? queryTimeoutMs;
+    for (const name of ["schema", "connect_timeout", "statement_timeout"]) search.delete(name);
     connectionString = parsed.toString();
   }
   if (schema !== undefined && !SCHEMA_PATTERN.test(schema)) {
@@ -191,40 +255,153 @@ function splitSchema(
       { schema },
     );
   }
-  return schema === undefined ? { connectionString } : { connectionString, schema };
+  const settings: ConnectionSettings = { connectionString, connectTimeoutMs, queryTimeoutMs };
+  if (schema !== undefined) settings.schema = schema;
+  return settings;
 }
 
-/** Describes the server without the password, which may be in the URL. */
-function describeServer(url: string): string {
+/** The storage URL without its password (which it may carry), for messages. */
+export function describeServer(url: string): string {
   if (!URL.canParse(url)) return "the configured PostgreSQL server";
   const parsed = new URL(url);
-  return `${parsed.username ? `${decodeURIComponent(parsed.username)}@` : ""}${parsed.host}${parsed.pathname}`;
+  const user = parsed.username ? `${decodeURIComponent(parsed.username)}@` : "";
+  return `${parsed.protocol}//${user}${parsed.host}${parsed.pathname}`;
 }
 
-function connectError(url: string, error: unknown): SwitchboardError {
-  if (error instanceof SwitchboardError) return error;
-  const message = error instanceof Error ? error.message || (error as { code?: string }).code : String(error);
-  return new SwitchboardError(
-    "STORAGE_ERROR",
-    `Cannot open PostgreSQL storage at ${describeServer(url)}: ${message}. Check the storage URL and that the server accepts connections.`,
-    { backend: "postgres" },
-    { cause: error },
+function isTimeout(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : "";
+  return code === "57014" || /timeout|timed out/i.test(message);
+}
+
+function isUnreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    code === "ECONNREFUSED" ||
+    code === "ENOTFOUND" ||
+    code === "EHOSTUNREACH" ||
+    code === "ECONNRESET" ||
+    /Connection terminated/i.test(error instanceof Error ? error.message : "")
   );
 }
 
-export class PostgresStore implements Store {
+export class PostgresStore extends SqlStore {
   readonly kind = "postgres" as const;
-  readonly #tokens = new TokenTable({
-    all: async (operation, sql, params) => (await this.#query(operation, sql, [...params])).rows,
-    run: async (operation, sql, params) => (await this.#query(operation, sql, [...params])).rowCount ?? 0,
-  });
+  protected readonly dialect = POSTGRES_DIALECT;
   readonly #pool: pg.Pool;
-  readonly #now: () => number;
+  readonly #clock: () => number;
+  readonly #server: string;
+  readonly #settings: ConnectionSettings;
+  /** How this store was opened, for the child process that writes at exit. */
+  readonly #opened: ExitStorage;
   #closed = false;
 
-  constructor(pool: pg.Pool, now: () => number) {
+  constructor(
+    pool: pg.Pool,
+    clock: () => number,
+    server: string,
+    settings: ConnectionSettings,
+    opened: ExitStorage,
+  ) {
+    super();
     this.#pool = pool;
-    this.#now = now;
+    this.#clock = clock;
+    this.#server = server;
+    this.#settings = settings;
+    this.#opened = opened;
+  }
+
+  protected now(): number {
+    return this.#clock();
+  }
+
+  /**
+   * One line naming the server (never its password) and what to do: for a server that does not
+   * answer, cannot be reached, or a driver failure. Our own errors pass through.
+   */
+  describeFailure(operation: string, error: unknown, lead = "Storage failed:"): SwitchboardError {
+    if (error instanceof SwitchboardError) return error;
+    const where = `PostgreSQL storage at ${this.#server}`;
+    const details = { backend: "postgres", operation, server: this.#server };
+    if (isTimeout(error)) {
+      const connecting = /connect/i.test(error instanceof Error ? error.message : "");
+      const waited = connecting ? this.#settings.connectTimeoutMs : this.#settings.queryTimeoutMs;
+      const knob = connecting ? "?connect_timeout=SECONDS" : "?statement_timeout=MS";
+      return new SwitchboardError(
+        "STORAGE_ERROR",
+        `${lead} ${where} did not answer within ${waited} ms (${operation}). Check that the server is up and not overloaded or locked, or allow longer with ${knob} in the storage URL.`,
+        { ...details, timeoutMs: waited },
+        { cause: error },
+      );
+    }
+    if (isUnreachable(error) || lead === "Cannot open") {
+      const message =
+        error instanceof Error ? error.message || String((error as { code?: unknown }).code) : String(error);
+      return new SwitchboardError(
+        "STORAGE_ERROR",
+        `${lead} ${where} (${operation}): ${message.replace(/\s*\n\s*/g, " ")}. Check the storage URL and that the server accepts connections.`,
+        details,
+        { cause: error },
+      );
+    }
+    return storageError("postgres", operation, error);
+  }
+
+  #checkOpen(operation: string): void {
+    if (this.#closed) throw storageError("postgres", operation, new Error("the store is closed"));
+  }
+
+  /** pg has no bigint parameters: money goes as decimal text. */
+  #values(params: readonly unknown[]): unknown[] {
+    return params.map((value) => (typeof value === "bigint" ? value.toString() : value));
+  }
+
+  async #query(
+    operation: string,
+    sql: string,
+    params: readonly unknown[] = [],
+  ): Promise<pg.QueryResult<Row>> {
+    this.#checkOpen(operation);
+    try {
+      return await this.#pool.query<Row>(sql, this.#values(params));
+    } catch (error) {
+      throw this.describeFailure(operation, error);
+    }
+  }
+
+  protected async all(operation: string, sql: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.#query(operation, sql, params)).rows;
+  }
+
+  protected async run(operation: string, sql: string, params: readonly unknown[] = []): Promise<number> {
+    return (await this.#query(operation, sql, params)).rowCount ?? 0;
+  }
+
+  /** BEGIN … COMMIT on one pooled client; a failed client is discarded rather than reused. */
+  async #transaction<T>(operation: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    this.#checkOpen(operation);
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw this.describeFailure(operation, error);
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      const result = await work(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      try {
+        await client.query("ROLLBACK");
+      } catch (rollbackError) {
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      }
+      throw this.describeFailure(operation, error);
+    } finally {
+      client.release(broken);
+    }
   }
 
   /**
@@ -240,20 +417,12 @@ export class PostgresStore implements Store {
       try {
         if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
         await client.query(CREATE_MIGRATIONS_TABLE.postgres);
-        const applied = new Set(
-          (await client.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE}`)).rows.map(
-            (r) => r.name,
-          ),
-        );
         for (const migration of MIGRATIONS) {
-          if (applied.has(migration.name)) continue;
+          if ((await client.query(IS_MIGRATION_APPLIED_SQL, [migration.name])).rows.length > 0) continue;
           await client.query("BEGIN");
           try {
             await client.query(migration.postgres);
-            await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (name, applied_at) VALUES ($1, $2)`, [
-              migration.name,
-              this.#now(),
-            ]);
+            await client.query(RECORD_MIGRATION_SQL, [migration.name, this.#clock()]);
             await client.query("COMMIT");
           } catch (error) {
             await client.query("ROLLBACK").catch(() => {});
@@ -276,181 +445,63 @@ export class PostgresStore implements Store {
     }
   }
 
-  async #query(operation: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult<Row>> {
-    if (this.#closed) throw storageError("postgres", operation, new Error("the store is closed"));
-    try {
-      return await this.#pool.query<Row>(sql, params);
-    } catch (error) {
-      throw storageError("postgres", operation, error);
-    }
-  }
-
-  /** BEGIN … COMMIT on one pooled client; a failed client is discarded rather than reused. */
-  async #transaction<T>(operation: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    if (this.#closed) throw storageError("postgres", operation, new Error("the store is closed"));
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw storageError("postgres", operation, error);
-    }
-    let broken: Error | undefined;
-    try {
-      await client.query("BEGIN");
-      const result = await work(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      try {
-        await client.query("ROLLBACK");
-      } catch (rollbackError) {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      }
-      throw storageError("postgres", operation, error);
-    } finally {
-      client.release(broken);
-    }
-  }
-
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#pool.end();
   }
 
-  async migrations(): Promise<AppliedMigration[]> {
-    const result = await this.#query(
-      "migrations",
-      `SELECT name, applied_at FROM ${MIGRATIONS_TABLE} ORDER BY applied_at, name`,
-    );
-    return result.rows.map((row) => ({
-      name: String(row.name),
-      appliedAt: new Date(Number(row.applied_at)),
-    }));
-  }
+  // --- secrets -------------------------------------------------------------------------------------
 
-  // --- secrets -----------------------------------------------------------------------------------
-
-  async putSecret(input: PutSecretInput): Promise<{ version: number }> {
-    const name = requireText(input.name, "name");
-    const params = [name, toBuffer(input.ciphertext), requireText(input.keyId, "keyId"), input.note ?? null];
+  protected insertSecretVersion(name: string, params: readonly unknown[]): Promise<number> {
     return this.#transaction("putSecret", async (client) => {
       // Serialise writers of one name so max+1 never collides on (name, version).
       await client.query(
         `SELECT pg_advisory_xact_lock(${LOCK_SECRETS}, hashtext(current_schema() || '/' || $1))`,
         [name],
       );
-      const result = await client.query<{ version: number }>(
-        `INSERT INTO switchboard_secrets (name, version, ciphertext, key_id, note, created_at, created_by)
-         SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 FROM switchboard_secrets WHERE name = $1
-         RETURNING version`,
-        [...params, this.#now(), input.actorId ?? null],
-      );
-      return { version: Number(result.rows[0]?.version) };
+      const result = await client.query<{ version: number }>(INSERT_SECRET_VERSION_SQL, [...params]);
+      return Number(result.rows[0]?.version);
     });
   }
 
-  async getSecret(name: string): Promise<StoredSecret | undefined> {
-    const result = await this.#query(
-      "getSecret",
-      `SELECT name, version, ciphertext, key_id, note, created_at, created_by FROM switchboard_secrets
-       WHERE name = $1 AND deleted_at IS NULL ORDER BY version DESC LIMIT 1`,
-      [name],
-    );
-    const row = result.rows[0];
-    return row === undefined ? undefined : mapSecret(row);
+  // --- usage log -----------------------------------------------------------------------------------
+
+  /** At the end of a process nothing asynchronous runs: a child process writes the rows, awaited synchronously. */
+  insertUsageSync(rows: readonly UsageRecordInput[]): void {
+    try {
+      insertUsageBeforeExit(this.#opened, rows);
+    } catch (error) {
+      throw storageError("postgres", "insertUsageSync", error);
+    }
   }
 
-  async markSecretUsed(name: string, version: number, actorId: string | undefined): Promise<void> {
-    await this.#query(
-      "markSecretUsed",
-      "UPDATE switchboard_secrets SET last_used_at = $1, last_used_by = $2 WHERE name = $3 AND version = $4",
-      [this.#now(), actorId ?? null, name, version],
-    );
-  }
-
-  async listSecrets(): Promise<SecretSummary[]> {
-    return (await this.#query("listSecrets", LIST_SECRETS_SQL)).rows.map(mapSecretSummary);
-  }
-
-  async deleteSecret(name: string, actorId: string | undefined): Promise<boolean> {
-    const result = await this.#query(
-      "deleteSecret",
-      "UPDATE switchboard_secrets SET deleted_at = $1, deleted_by = $2 WHERE name = $3 AND deleted_at IS NULL",
-      [this.#now(), actorId ?? null, name],
-    );
-    return (result.rowCount ?? 0) > 0;
-  }
-
-  // --- usage log ---------------------------------------------------------------------------------
-
-  async insertUsage(rows: readonly UsageRecordInput[]): Promise<number> {
-    if (rows.length === 0) return 0;
+  protected insertUsageRows(rows: readonly UsageValues[]): Promise<number> {
     // Column-major arrays: one array parameter per column, so the batch is one statement.
     const columns: unknown[][] = USAGE_COLUMNS.map(() => []);
     for (const row of rows) {
-      usageParams(row).forEach((value, i) => {
+      row.forEach((value, i) => {
         columns[i]?.push(typeof value === "bigint" ? value.toString() : value);
       });
     }
-    const result = await this.#query("insertUsage", INSERT_USAGE_SQL, columns);
-    return result.rowCount ?? 0;
+    return this.run("insertUsage", INSERT_USAGE_SQL, columns);
   }
 
-  async listUsage(query: UsageQuery = {}): Promise<UsageRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (query.since !== undefined) {
-      params.push(toMs(query.since, "since"));
-      where.push(`created_at >= $${params.length}`);
-    }
-    if (query.purpose !== undefined) {
-      params.push(query.purpose);
-      where.push(`purpose = $${params.length}`);
-    }
-    if (query.actorId !== undefined) {
-      params.push(query.actorId);
-      where.push(`actor_id = $${params.length}`);
-    }
-    params.push(clampLimit(query.limit, 100));
-    const sql = `SELECT * FROM switchboard_usage ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY created_at DESC, id DESC LIMIT $${params.length}`;
-    return (await this.#query("listUsage", sql, params)).rows.map(mapUsage);
-  }
+  // --- accounting: windowed holds ------------------------------------------------------------------
 
-  async summarizeUsage(query: UsageSummaryQuery): Promise<UsageSummaryRow[]> {
-    const column = summaryColumn(query.by);
-    const since = query.since === undefined ? undefined : toMs(query.since, "since");
-    const sql = `SELECT ${column} AS key, COUNT(*) AS responses, SUM(input_tokens) AS input_tokens,
-        SUM(output_tokens) AS output_tokens, SUM(cached_tokens) AS cached_tokens, SUM(cost_nanocents)::text AS cost_nanocents
-      FROM switchboard_usage ${since === undefined ? "" : "WHERE created_at >= $1"} GROUP BY ${column}`;
-    const result = await this.#query("summarizeUsage", sql, since === undefined ? [] : [since]);
-    return sortSummary(result.rows.map(mapSummary));
-  }
-
-  async pruneUsage(olderThan: Date): Promise<number> {
-    const result = await this.#query("pruneUsage", "DELETE FROM switchboard_usage WHERE created_at < $1", [
-      toMs(olderThan, "olderThan"),
-    ]);
-    return result.rowCount ?? 0;
-  }
-
-  // --- accounting: windowed holds ----------------------------------------------------------------
-
-  async reserveAgainstCaps(input: ReserveAgainstCapsInput): Promise<ReserveAgainstCapsResult> {
-    const r = normalizeReserve(input);
-    if (r.caps.length === 0) return { ok: true };
-    try {
-      return await this.#transaction("reserveAgainstCaps", async (client) => {
-        await client.query(LOCK_KEYS_SQL, [r.caps.map((c) => c.key)]);
-        const now = this.#now();
+  protected reserveCaps(r: NormalizedReserve): Promise<ReserveAgainstCapsResult> {
+    const keys = r.caps.map((c) => c.key);
+    return this.#transaction("reserveAgainstCaps", async (client) => {
+      await client.query(LOCK_KEYS_SQL, [keys]);
+      const now = this.#clock();
+      const checkAndHold = async () => {
         const result = await client.query<{ ledger_key: string; used: string; cap: string }>(
           CHECK_AND_HOLD_SQL,
           [
-            r.caps.map((c) => c.key),
+            keys,
             r.caps.map((c) => c.cap.toString()),
             r.caps.map((c) => c.windowStartMs),
-            r.caps.map((c) => firstWholeBucket(c.windowStartMs)),
+            r.caps.map((c) => c.wholeFromMs),
             r.amount.toString(),
             r.txId,
             now,
@@ -458,6 +509,7 @@ export class PostgresStore implements Store {
             r.purpose,
             r.model,
             bucketOf(now),
+            now + r.ttlMs,
           ],
         );
         const refused = result.rows[0];
@@ -468,94 +520,60 @@ export class PostgresStore implements Store {
           used: BigInt(refused.used),
           cap: BigInt(refused.cap),
         } as const;
-      });
-    } catch (error) {
-      throw isUniqueViolation((error as { cause?: unknown }).cause) ? duplicateTxError(r.txId, error) : error;
-    }
-  }
-
-  settleHolds(txId: string, actual: bigint): Promise<number> {
-    return this.#closeHolds("settleHolds", txId, toNanocents(actual, "actual"), "settled");
-  }
-
-  rollbackHolds(txId: string): Promise<number> {
-    return this.#closeHolds("rollbackHolds", txId, 0n, "rolled_back");
+      };
+      const verdict = await checkAndHold();
+      // Expired holds matter only when they would refuse: look for them then, not on every prompt.
+      if (verdict.ok) return verdict;
+      const expired = await client.query<{ expired: number }>(EXPIRE_HOLDS_SQL, [now, keys]);
+      return (expired.rows[0]?.expired ?? 0) > 0 ? checkAndHold() : verdict;
+    });
   }
 
   /**
    * Takes the same key locks as a reservation: every change to a key's bucket totals then happens
    * under that key's lock, so row locks on the totals can never deadlock.
    */
-  #closeHolds(
-    operation: string,
-    txId: string,
-    actual: bigint,
-    status: "settled" | "rolled_back",
-  ): Promise<number> {
+  protected closeHolds(txId: string, actual: bigint, status: ClosingStatus): Promise<number> {
+    const operation = status === "settled" ? "settleHolds" : "rollbackHolds";
     return this.#transaction(operation, async (client) => {
       await client.query(LOCK_TX_KEYS_SQL, [txId]);
       const result = await client.query<{ closed: number }>(CLOSE_HOLDS_SQL, [
         status,
         actual.toString(),
-        this.#now(),
+        this.#clock(),
         txId,
       ]);
       return result.rows[0]?.closed ?? 0;
     });
   }
 
-  async spentInWindow(key: string, windowStart: Date): Promise<bigint> {
-    const start = toMs(windowStart, "windowStart");
-    const whole = firstWholeBucket(start);
-    const result = await this.#query("spentInWindow", `SELECT (${spentSql(positional)})::text AS spent`, [
-      key,
-      whole,
-      start,
-      whole,
-    ]);
-    return toBigint(result.rows[0]?.spent ?? "0");
+  expireHolds(): Promise<number> {
+    return this.#transaction("expireHolds", async (client) => {
+      const now = this.#clock();
+      await client.query(LOCK_EXPIRING_KEYS_SQL, [now]);
+      // Only the keys locked above: a bucket falling due in between waits for the next call.
+      const keys = await client.query<{ ledger_key: string }>(`SELECT DISTINCT ledger_key ${DUE_BUCKETS}`, [
+        now,
+      ]);
+      const holds = await client.query<{ expired: number }>(EXPIRE_HOLDS_SQL, [
+        now,
+        keys.rows.map((row) => row.ledger_key),
+      ]);
+      const reservations = await client.query<{ expired: number }>(refundExpiredSql(false), [now]);
+      return (holds.rows[0]?.expired ?? 0) + (reservations.rows[0]?.expired ?? 0);
+    });
   }
 
-  async spentByKey(prefix: string, windowStart: Date): Promise<KeySpend[]> {
-    const start = toMs(windowStart, "windowStart");
-    const whole = firstWholeBucket(start);
-    const result = await this.#query(
-      "spentByKey",
-      `${spentByKeySql(positional)} ORDER BY ledger_key COLLATE "C"`,
-      [prefix, whole, start, whole],
-    );
-    return result.rows.map((row) => ({ key: String(row.ledger_key), spent: toBigint(row.spent) }));
-  }
+  // --- accounting: allowances ----------------------------------------------------------------------
 
-  async listHolds(query: HoldQuery = {}): Promise<Hold[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (query.key !== undefined) {
-      params.push(query.key);
-      where.push(`ledger_key = $${params.length}`);
-    }
-    if (query.txId !== undefined) {
-      params.push(query.txId);
-      where.push(`tx_id = $${params.length}`);
-    }
-    if (query.since !== undefined) {
-      params.push(toMs(query.since, "since"));
-      where.push(`created_at >= $${params.length}`);
-    }
-    params.push(clampLimit(query.limit, 50));
-    const sql = `SELECT * FROM switchboard_holds ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY created_at DESC, id DESC LIMIT $${params.length}`;
-    return (await this.#query("listHolds", sql, params)).rows.map(mapHold);
-  }
-
-  // --- accounting: allowances --------------------------------------------------------------------
-
-  async topUpAllowance(actorId: string, amount: bigint, note?: string, by?: string): Promise<bigint> {
-    const actor = requireText(actorId, "actorId");
-    const delta = toNanocents(amount, "amount", { allowNegative: true });
-    const now = this.#now();
+  protected async addToAllowance(
+    actor: string,
+    delta: bigint,
+    note: string | null,
+    by: string | null,
+  ): Promise<bigint> {
     // Upsert and ledger entry in one statement: atomic without an explicit transaction.
-    const result = await this.#query(
+    const [row] = await this.all(
       "topUpAllowance",
       `WITH balance AS (
          INSERT INTO switchboard_allowances AS a (actor_id, balance_nanocents, created_at, updated_at)
@@ -566,85 +584,67 @@ export class PostgresStore implements Store {
        INSERT INTO switchboard_allowance_ledger (actor_id, kind, amount_nanocents, balance_after_nanocents, note, created_at, created_by)
        SELECT $1, 'top_up', $2, balance_nanocents, $4, $3, $5 FROM balance
        RETURNING balance_after_nanocents`,
-      [actor, delta.toString(), now, note ?? null, by ?? null],
+      [actor, delta, this.#clock(), note, by],
     );
-    return toBigint(result.rows[0]?.balance_after_nanocents);
+    return toBigint(row?.balance_after_nanocents);
   }
 
-  async getAllowance(actorId: string): Promise<Allowance | undefined> {
-    const result = await this.#query(
-      "getAllowance",
-      "SELECT actor_id, balance_nanocents, updated_at FROM switchboard_allowances WHERE actor_id = $1",
-      [actorId],
-    );
-    const row = result.rows[0];
-    return row === undefined ? undefined : mapAllowance(row);
-  }
-
-  async listAllowances(): Promise<Allowance[]> {
-    const result = await this.#query(
-      "listAllowances",
-      `SELECT actor_id, balance_nanocents, updated_at FROM switchboard_allowances ORDER BY actor_id COLLATE "C"`,
-    );
-    return result.rows.map(mapAllowance);
-  }
-
-  async reserveAllowance(input: ReserveAllowanceInput): Promise<ReserveAllowanceResult> {
-    const txId = requireText(input.txId, "txId");
-    const actor = requireText(input.actorId, "actorId");
-    const amount = toNanocents(input.amount, "amount");
-    const now = this.#now();
-    let result: pg.QueryResult<Row>;
-    try {
-      // The UPDATE's WHERE is re-evaluated after waiting for the row lock, so concurrent
-      // reservations can never take the balance below zero; the hold is written in the same statement.
-      result = await this.#query(
+  /**
+   * One statement: the UPDATE's WHERE is re-evaluated after waiting for the row lock, so concurrent
+   * reservations can never take the balance below zero; the reservation is written alongside.
+   */
+  protected async takeAllowance(r: NormalizedAllowanceReserve): Promise<ReserveAllowanceResult> {
+    const take = async () => {
+      const now = this.#clock();
+      const [row] = await this.all(
         "reserveAllowance",
         `WITH taken AS (
            UPDATE switchboard_allowances SET balance_nanocents = balance_nanocents - $1, updated_at = $2
            WHERE actor_id = $3 AND balance_nanocents >= $1
            RETURNING balance_nanocents),
          held AS (
-           INSERT INTO switchboard_allowance_holds (tx_id, actor_id, reserved_nanocents, status, created_at, purpose, model)
-           SELECT $4, $3, $1, 'held', $2, $5, $6 FROM taken)
+           INSERT INTO switchboard_allowance_holds (tx_id, actor_id, reserved_nanocents, status, created_at, expires_at, purpose, model)
+           SELECT $4, $3, $1, 'held', $2, $7, $5, $6 FROM taken)
          SELECT balance_nanocents FROM taken`,
-        [amount.toString(), now, actor, txId, input.purpose ?? null, input.model ?? null],
+        [r.amount, now, r.actorId, r.txId, r.purpose, r.model, now + r.ttlMs],
       );
-    } catch (error) {
-      throw isUniqueViolation((error as { cause?: unknown }).cause) ? duplicateTxError(txId, error) : error;
+      return row;
+    };
+    let taken = await take();
+    if (taken === undefined) {
+      const [refunded] = await this.all("reserveAllowance", refundExpiredSql(true), [
+        this.#clock(),
+        r.actorId,
+      ]);
+      if (Number(refunded?.expired ?? 0) > 0) taken = await take();
     }
-    const after = result.rows[0];
-    if (after !== undefined) return { ok: true, balance: toBigint(after.balance_nanocents) };
-    const current = await this.getAllowance(actor);
+    if (taken !== undefined) return { ok: true, balance: toBigint(taken.balance_nanocents) };
+    const current = await this.getAllowance(r.actorId);
     return { ok: false, balance: current?.balance };
   }
 
-  settleAllowance(txId: string, actual: bigint): Promise<bigint | undefined> {
-    return this.#finishAllowance("settleAllowance", txId, toNanocents(actual, "actual"), "settled");
-  }
-
-  rollbackAllowance(txId: string): Promise<bigint | undefined> {
-    return this.#finishAllowance("rollbackAllowance", txId, 0n, "rolled_back");
-  }
-
   /**
-   * One statement: closing the hold (only if still held — a concurrent second settle finds nothing),
-   * refunding reserved − actual (negative = extra charge) and recording the charge.
+   * One statement: closing the reservation (only if still held — a concurrent second settle finds
+   * nothing — or expired, when settling), refunding what it held minus the cost, and recording the
+   * charge. An expired reservation was already refunded, so it holds nothing any more.
    */
-  async #finishAllowance(
-    operation: string,
+  protected async finishAllowance(
     txId: string,
     actual: bigint,
-    status: "settled" | "rolled_back",
+    status: ClosingStatus,
   ): Promise<bigint | undefined> {
-    const result = await this.#query(
-      operation,
-      `WITH closed AS (
-         UPDATE switchboard_allowance_holds SET status = $1, settled_nanocents = $2, settled_at = $3
-         WHERE tx_id = $4 AND status = 'held'
-         RETURNING actor_id, reserved_nanocents),
+    const [row] = await this.all(
+      status === "settled" ? "settleAllowance" : "rollbackAllowance",
+      `WITH target AS (
+         SELECT tx_id, status AS was FROM switchboard_allowance_holds
+         WHERE tx_id = $4 AND (status = 'held' OR (status = 'expired' AND $1 = 'settled'))
+         FOR UPDATE),
+       closed AS (
+         UPDATE switchboard_allowance_holds h SET status = $1, settled_nanocents = $2, settled_at = $3
+         FROM target WHERE h.tx_id = target.tx_id
+         RETURNING h.actor_id, CASE target.was WHEN 'held' THEN h.reserved_nanocents ELSE 0 END AS holding),
        refunded AS (
-         UPDATE switchboard_allowances a SET balance_nanocents = a.balance_nanocents + (closed.reserved_nanocents - $2),
+         UPDATE switchboard_allowances a SET balance_nanocents = a.balance_nanocents + (closed.holding - $2),
            updated_at = $3
          FROM closed WHERE a.actor_id = closed.actor_id
          RETURNING a.actor_id, a.balance_nanocents),
@@ -652,48 +652,8 @@ export class PostgresStore implements Store {
          INSERT INTO switchboard_allowance_ledger (actor_id, kind, amount_nanocents, balance_after_nanocents, tx_id, created_at)
          SELECT actor_id, 'charge', -$2::bigint, balance_nanocents, $4, $3 FROM refunded WHERE $1 = 'settled')
        SELECT balance_nanocents FROM refunded`,
-      [status, actual.toString(), this.#now(), txId],
+      [status, actual, this.#clock(), txId],
     );
-    const row = result.rows[0];
     return row === undefined ? undefined : toBigint(row.balance_nanocents);
-  }
-
-  async allowanceHistory(query: { actorId?: string; limit?: number } = {}): Promise<AllowanceLedgerEntry[]> {
-    const limit = clampLimit(query.limit, 100);
-    const result =
-      query.actorId === undefined
-        ? await this.#query(
-            "allowanceHistory",
-            "SELECT * FROM switchboard_allowance_ledger ORDER BY created_at DESC, id DESC LIMIT $1",
-            [limit],
-          )
-        : await this.#query(
-            "allowanceHistory",
-            "SELECT * FROM switchboard_allowance_ledger WHERE actor_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-            [query.actorId, limit],
-          );
-    return result.rows.map(mapLedgerEntry);
-  }
-
-  // --- gateway tokens (SQL in tokens.ts, shared by both backends) ---------------------------------
-
-  insertToken(token: StoredToken): Promise<void> {
-    return this.#tokens.insertToken(token);
-  }
-
-  findTokenByHash(hash: string): Promise<StoredToken | undefined> {
-    return this.#tokens.findTokenByHash(hash);
-  }
-
-  listTokens(): Promise<StoredToken[]> {
-    return this.#tokens.listTokens();
-  }
-
-  revokeToken(name: string, at: Date): Promise<boolean> {
-    return this.#tokens.revokeToken(name, at);
-  }
-
-  markTokenUsed(hash: string, at: Date): Promise<void> {
-    return this.#tokens.markTokenUsed(hash, at);
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Pieces both backends share: input validation, value conversion and row mapping. Drivers return
- * integers differently (better-sqlite3 in safe-integer mode gives bigint, pg gives BIGINT as a
- * string and INTEGER as a number), so every mapper converts from any of the three.
+ * Pieces both backends share: input validation, value conversion and row mapping (the SQL itself
+ * is in queries.ts). Drivers return integers differently (better-sqlite3 in safe-integer mode
+ * gives bigint, pg gives BIGINT as a string and INTEGER as a number), so every mapper converts from
+ * any of the three.
  */
 
 import { SwitchboardError } from "@switchboard/core";
@@ -13,8 +14,10 @@ import type {
   Hold,
   HoldStatus,
   ReserveAgainstCapsInput,
+  ReserveAllowanceInput,
   SecretSummary,
   StoredSecret,
+  StoredToken,
   StoreKind,
   UsageRecord,
   UsageRecordInput,
@@ -22,8 +25,16 @@ import type {
   UsageSummaryBy,
   UsageSummaryRow,
 } from "./types.ts";
+import { DEFAULT_HOLD_TTL_MS } from "./types.ts";
 
 export type Row = Record<string, unknown>;
+
+/** better-sqlite3 binds the shared SQL's `$1`, `$2`… from an object keyed by number. */
+export function numbered(values: readonly unknown[]): Record<number, unknown> {
+  const bound: Record<number, unknown> = {};
+  for (let index = 0; index < values.length; index++) bound[index + 1] = values[index];
+  return bound;
+}
 
 export function toMs(value: Date | number, field: string): number {
   const ms = value instanceof Date ? value.getTime() : value;
@@ -53,6 +64,8 @@ export function toNanocents(value: bigint | number, field: string, { allowNegati
   return amount;
 }
 
+const MAX_LIMIT = 10_000;
+
 export function requireText(value: unknown, field: string): string {
   if (typeof value !== "string" || value.length === 0) {
     throw new SwitchboardError("INVALID_INPUT", `${field} must be a non-empty string.`, { field });
@@ -61,6 +74,8 @@ export function requireText(value: unknown, field: string): string {
 }
 
 export function clampLimit(limit: number | undefined, fallback: number): number {
+  // Also the upper bound of one read: a caller pages through more.
+  if (limit !== undefined && limit > MAX_LIMIT) return MAX_LIMIT;
   if (limit === undefined) return fallback;
   if (!Number.isInteger(limit) || limit < 0) {
     throw new SwitchboardError("INVALID_INPUT", "limit must be a non-negative integer.", { limit });
@@ -71,10 +86,31 @@ export function clampLimit(limit: number | undefined, fallback: number): number 
 export interface NormalizedReserve {
   txId: string;
   amount: bigint;
-  caps: { key: string; cap: bigint; windowStartMs: number }[];
+  caps: { key: string; cap: bigint; windowStartMs: number; wholeFromMs: number }[];
   actorId: string | null;
   purpose: string | null;
   model: string | null;
+  ttlMs: number;
+}
+
+export interface NormalizedAllowanceReserve {
+  txId: string;
+  actorId: string;
+  amount: bigint;
+  purpose: string | null;
+  model: string | null;
+  ttlMs: number;
+}
+
+function holdTtl(ttlMs: number | undefined): number {
+  if (ttlMs === undefined) return DEFAULT_HOLD_TTL_MS;
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new SwitchboardError(
+      "INVALID_INPUT",
+      `ttlMs must be a positive whole number of ms (got ${ttlMs}).`,
+    );
+  }
+  return ttlMs;
 }
 
 export function normalizeReserve(input: ReserveAgainstCapsInput): NormalizedReserve {
@@ -88,10 +124,12 @@ export function normalizeReserve(input: ReserveAgainstCapsInput): NormalizedRese
       });
     }
     seen.add(key);
+    const windowStartMs = toMs(c.windowStart, "caps[].windowStart");
     return {
       key,
       cap: toNanocents(c.cap, "caps[].cap"),
-      windowStartMs: toMs(c.windowStart, "caps[].windowStart"),
+      windowStartMs,
+      wholeFromMs: firstWholeBucket(windowStartMs),
     };
   });
   return {
@@ -101,6 +139,18 @@ export function normalizeReserve(input: ReserveAgainstCapsInput): NormalizedRese
     actorId: input.actorId ?? null,
     purpose: input.purpose ?? null,
     model: input.model ?? null,
+    ttlMs: holdTtl(input.ttlMs),
+  };
+}
+
+export function normalizeAllowanceReserve(input: ReserveAllowanceInput): NormalizedAllowanceReserve {
+  return {
+    txId: requireText(input.txId, "txId"),
+    actorId: requireText(input.actorId, "actorId"),
+    amount: toNanocents(input.amount, "amount"),
+    purpose: input.purpose ?? null,
+    model: input.model ?? null,
+    ttlMs: holdTtl(input.ttlMs),
   };
 }
 
@@ -126,9 +176,13 @@ export function storageError(kind: StoreKind, operation: string, error: unknown)
   );
 }
 
+/** A unique-key violation from either driver, also when wrapped as the cause of a STORAGE_ERROR. */
 export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return code === "23505" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE";
+  if (code === "23505" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE")
+    return true;
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return cause !== undefined && cause !== error && isUniqueViolation(cause);
 }
 
 // --- value conversion from driver rows ---------------------------------------------------------
@@ -205,47 +259,6 @@ export function mapSecretSummary(row: Row): SecretSummary {
   };
 }
 
-/** Live secrets, current version each, with the latest use of any live version of the same name. */
-export const LIST_SECRETS_SQL = `
-  SELECT s.name, s.version, s.note, s.created_at, s.created_by, u.last_used_at, u.last_used_by
-  FROM switchboard_secrets s
-  LEFT JOIN switchboard_secrets u ON u.id = (
-    SELECT x.id FROM switchboard_secrets x
-    WHERE x.name = s.name AND x.deleted_at IS NULL AND x.last_used_at IS NOT NULL
-    ORDER BY x.last_used_at DESC, x.version DESC LIMIT 1)
-  WHERE s.deleted_at IS NULL
-    AND s.version = (SELECT MAX(m.version) FROM switchboard_secrets m WHERE m.name = s.name AND m.deleted_at IS NULL)
-  ORDER BY s.name`;
-
-/** Column order for usage inserts; `usageParams` produces values in the same order. */
-export const USAGE_COLUMNS = [
-  "id",
-  "created_at",
-  "model_requested",
-  "model_answered",
-  "purpose",
-  "actor_id",
-  "input_tokens",
-  "output_tokens",
-  "cached_tokens",
-  "cost_nanocents",
-  "duration_ms",
-  "chain_id",
-  "group_id",
-  "conversation_id",
-  "status",
-  "error",
-  "prompt",
-  "system",
-  "response",
-  "tool_calls",
-  "tool_results",
-] as const;
-
-/** The SQLite usage insert, shared by the store and its writer thread. Retried ids are skipped. */
-export const INSERT_USAGE_SQLITE = `INSERT INTO switchboard_usage (${USAGE_COLUMNS.join(", ")})
-  VALUES (${USAGE_COLUMNS.map(() => "?").join(", ")}) ON CONFLICT (id) DO NOTHING`;
-
 function optInteger(value: number | undefined, field: string): number | null {
   if (value === undefined || value === null) return null;
   if (!Number.isSafeInteger(value)) {
@@ -254,16 +267,18 @@ function optInteger(value: number | undefined, field: string): number | null {
   return value;
 }
 
-const STATUSES: readonly UsageStatus[] = ["ok", "error"];
+export const USAGE_STATUSES: readonly UsageStatus[] = ["ok", "error", "aborted"];
 
-export function usageParams(row: UsageRecordInput): (string | number | bigint | null)[] {
-  if (!STATUSES.includes(row.status)) {
+/** A usage row's values in USAGE_COLUMNS order (queries.ts). */
+export type UsageValues = (string | number | bigint | null)[];
+
+/** A usage row's values in USAGE_COLUMNS order, validated. */
+export function usageParams(row: UsageRecordInput): UsageValues {
+  if (!USAGE_STATUSES.includes(row.status)) {
     throw new SwitchboardError(
       "INVALID_INPUT",
-      `Usage status must be "ok" or "error", got "${row.status}".`,
-      {
-        id: row.id,
-      },
+      `Usage status must be "ok", "error" or "aborted", got "${row.status}".`,
+      { id: row.id },
     );
   }
   return [
@@ -319,27 +334,14 @@ export function mapUsage(row: Row): UsageRecord {
   };
 }
 
-export const SUMMARY_COLUMN: Record<UsageSummaryBy, string> = {
-  purpose: "purpose",
-  model: "model_answered",
-  actor: "actor_id",
-};
-
-export function summaryColumn(by: UsageSummaryBy): string {
-  const column = SUMMARY_COLUMN[by];
-  if (column === undefined) {
-    throw new SwitchboardError(
-      "INVALID_INPUT",
-      `Usage summary "by" must be purpose, model or actor, got "${by}".`,
-    );
-  }
-  return column;
-}
-
-export function mapSummary(row: Row): UsageSummaryRow {
+export function mapSummary(row: Row, by: UsageSummaryBy): UsageSummaryRow {
+  const key = row.group_key;
+  const periodic = by === "day" || by === "hour";
   return {
-    key: row.key === null || row.key === undefined ? null : String(row.key),
+    key:
+      key === null || key === undefined ? null : periodic ? new Date(Number(key)).toISOString() : String(key),
     responses: reqNumber(row.responses),
+    failed: reqNumber(row.failed),
     inputTokens: optNumber(row.input_tokens),
     outputTokens: optNumber(row.output_tokens),
     cachedTokens: optNumber(row.cached_tokens),
@@ -347,8 +349,12 @@ export function mapSummary(row: Row): UsageSummaryRow {
   };
 }
 
-/** Same order on both backends (they sort NULLs differently): most responses, then key, null last. */
-export function sortSummary(rows: UsageSummaryRow[]): UsageSummaryRow[] {
+/**
+ * Same order on both backends (they sort NULLs differently): periods oldest first; other groups
+ * by most responses, then key, null last.
+ */
+export function sortSummary(rows: UsageSummaryRow[], by: UsageSummaryBy): UsageSummaryRow[] {
+  if (by === "day" || by === "hour") return rows.sort((a, b) => ((a.key ?? "") < (b.key ?? "") ? -1 : 1));
   return rows.sort((a, b) => {
     if (a.responses !== b.responses) return b.responses - a.responses;
     if (a.key === b.key) return 0;
@@ -366,44 +372,11 @@ export function bucketOf(ms: number): number {
   return ms - (((ms % HOLD_BUCKET_MS) + HOLD_BUCKET_MS) % HOLD_BUCKET_MS);
 }
 
-/** bucketOf in SQL (the same floor on both backends, whose % truncates toward zero). */
-export function bucketSql(column: string): string {
-  return `(${column} - (((${column} % ${HOLD_BUCKET_MS}) + ${HOLD_BUCKET_MS}) % ${HOLD_BUCKET_MS}))`;
-}
-
 /** First bucket lying wholly at or after windowStart; holds in [windowStart, this) are summed one by one. */
 export function firstWholeBucket(windowStartMs: number): number {
   const bucket = bucketOf(windowStartMs);
   return bucket === windowStartMs ? bucket : bucket + HOLD_BUCKET_MS;
 }
-
-/**
- * What a key has spent since a window start: whole buckets from the totals plus the holds of the
- * partial bucket. Parameters (same placeholder style on both backends via `p`): key, first whole
- * bucket, window start, first whole bucket.
- */
-export function spentSql(p: (n: number) => string): string {
-  return `COALESCE((SELECT SUM(amount_nanocents) FROM switchboard_hold_totals
-      WHERE ledger_key = ${p(1)} AND bucket_start >= ${p(2)}), 0)
-    + COALESCE((SELECT SUM(${HOLD_AMOUNT_SQL}) FROM switchboard_holds
-      WHERE ledger_key = ${p(1)} AND created_at >= ${p(3)} AND created_at < ${p(4)}), 0)`;
-}
-
-/** spentSql for every key with a prefix. Parameters: prefix, first whole bucket, window start, first whole bucket. */
-export function spentByKeySql(p: (n: number) => string): string {
-  // substr instead of LIKE: keys may contain % or _.
-  return `SELECT ledger_key, SUM(amount) AS spent FROM (
-      SELECT ledger_key, amount_nanocents AS amount FROM switchboard_hold_totals
-      WHERE substr(ledger_key, 1, length(${p(1)})) = ${p(1)} AND bucket_start >= ${p(2)}
-      UNION ALL
-      SELECT ledger_key, ${HOLD_AMOUNT_SQL} AS amount FROM switchboard_holds
-      WHERE substr(ledger_key, 1, length(${p(1)})) = ${p(1)} AND created_at >= ${p(3)} AND created_at < ${p(4)}
-    ) AS spent_parts GROUP BY ledger_key`;
-}
-
-/** What a hold counts against its key's cap: settled amount, reserved while held, 0 when rolled back. */
-export const HOLD_AMOUNT_SQL =
-  "CASE status WHEN 'held' THEN reserved_nanocents WHEN 'settled' THEN settled_nanocents ELSE 0 END";
 
 export function mapHold(row: Row): Hold {
   return {
@@ -414,6 +387,7 @@ export function mapHold(row: Row): Hold {
     status: String(row.status) as HoldStatus,
     createdAt: reqDate(row.created_at),
     settledAt: optDate(row.settled_at),
+    expiresAt: reqDate(row.expires_at),
     actorId: optString(row.actor_id),
     purpose: optString(row.purpose),
     model: optString(row.model),
@@ -424,6 +398,7 @@ export function mapAllowance(row: Row): Allowance {
   return {
     actorId: String(row.actor_id),
     balance: toBigint(row.balance_nanocents),
+    held: toBigint(row.held_nanocents ?? 0),
     updatedAt: reqDate(row.updated_at),
   };
 }
@@ -438,5 +413,19 @@ export function mapLedgerEntry(row: Row): AllowanceLedgerEntry {
     note: optString(row.note),
     createdAt: reqDate(row.created_at),
     createdBy: optString(row.created_by),
+  };
+}
+
+export function mapToken(row: Row): StoredToken {
+  const purposes: unknown = JSON.parse(String(row.purposes));
+  return {
+    name: String(row.name),
+    hash: String(row.token_hash),
+    actor: String(row.actor_id),
+    purposes: Array.isArray(purposes) ? purposes.map(String) : [],
+    createdAt: reqDate(row.created_at),
+    expiresAt: optDate(row.expires_at),
+    lastUsedAt: optDate(row.last_used_at),
+    revokedAt: optDate(row.revoked_at),
   };
 }

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import { INSERT_USAGE_SQLITE } from "./shared.ts";
+import { INSERT_USAGE_ROW_SQL } from "./queries.ts";
 
 export interface UsageWriteRequest {
   id: number;
@@ -18,7 +18,7 @@ const { path, busyTimeoutMs } = workerData as { path: string; busyTimeoutMs: num
 const db = new Database(path);
 db.pragma(`busy_timeout = ${busyTimeoutMs}`);
 db.pragma("synchronous = NORMAL");
-const insert = db.prepare(INSERT_USAGE_SQLITE);
+const insert = db.prepare(INSERT_USAGE_ROW_SQL);
 const insertAll = db.transaction((rows: UsageWriteRequest["rows"]) => {
   let inserted = 0;
   for (const row of rows) inserted += insert.run(...row).changes;

@@ -2,163 +2,186 @@
  * Embedded SQLite backend (better-sqlite3). The driver is synchronous, so each transaction runs to
  * completion without yielding to the event loop — atomic within the process. Across processes,
  * every write transaction uses BEGIN IMMEDIATE (the write lock is taken before reading) and
- * busy_timeout makes the other writers wait instead of failing.
+ * busy_timeout makes the other writers wait instead of failing. Statements and transaction
+ * wrappers are built once per connection: on the hot path (reserve, settle) a prompt pays only
+ * for the statements themselves and two small commits.
  */
 
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Worker } from "node:worker_threads";
+import { SwitchboardError } from "@switchboard/core";
 import Database from "better-sqlite3";
-import { CREATE_MIGRATIONS_TABLE, MIGRATIONS, MIGRATIONS_TABLE } from "./migrations.ts";
+import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
+import {
+  ADD_HOLD_TO_TOTAL_ON_CONFLICT,
+  ADD_TO_BALANCE_SQL,
+  expireAllowanceHoldsSql,
+  INSERT_SECRET_VERSION_SQL,
+  INSERT_USAGE_ROW_SQL,
+  IS_MIGRATION_APPLIED_SQL,
+  nextExpirySql,
+  RECORD_MIGRATION_SQL,
+  releaseFromTotalSet,
+  SPENT_IN_WINDOW_SQL,
+  SQLITE_DIALECT,
+} from "./queries.ts";
 import {
   bucketOf,
-  clampLimit,
-  duplicateTxError,
-  firstWholeBucket,
-  INSERT_USAGE_SQLITE,
-  isUniqueViolation,
-  LIST_SECRETS_SQL,
-  mapAllowance,
-  mapHold,
-  mapLedgerEntry,
-  mapSecret,
-  mapSecretSummary,
-  mapSummary,
-  mapUsage,
-  normalizeReserve,
+  HOLD_BUCKET_MS,
+  type NormalizedAllowanceReserve,
+  type NormalizedReserve,
+  numbered,
   type Row,
-  requireText,
-  sortSummary,
-  spentByKeySql,
-  spentSql,
   storageError,
-  summaryColumn,
   toBigint,
-  toBuffer,
-  toMs,
-  toNanocents,
+  type UsageValues,
   usageParams,
 } from "./shared.ts";
+import { type ClosingStatus, SqlStore } from "./sql-store.ts";
 import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-usage-writer.ts";
-import { TokenTable } from "./tokens.ts";
-
-/** `$n` placeholders bind by number: better-sqlite3 takes them as an object keyed 1, 2, …. */
-function numbered(values: readonly unknown[]): Record<number, unknown> {
-  const bound: Record<number, unknown> = {};
-  values.forEach((value, index) => {
-    bound[index + 1] = value;
-  });
-  return bound;
-}
-
 import type {
-  Allowance,
-  AllowanceLedgerEntry,
-  AppliedMigration,
-  Hold,
-  HoldQuery,
-  KeySpend,
   OpenStoreOptions,
-  PutSecretInput,
-  ReserveAgainstCapsInput,
   ReserveAgainstCapsResult,
-  ReserveAllowanceInput,
   ReserveAllowanceResult,
-  SecretSummary,
-  Store,
-  StoredSecret,
-  StoredToken,
-  UsageQuery,
-  UsageRecord,
   UsageRecordInput,
-  UsageSummaryQuery,
-  UsageSummaryRow,
 } from "./types.ts";
 
 export const MEMORY_PATH = ":memory:";
+const PROMPT_CONNECTION_CHECKPOINT_PAGES = 4000;
 
-/** better-sqlite3 has no reusable positional parameters, so the shared window SQL uses @p1…@p4 here. */
-const named = (n: number) => `@p${n}`;
+/**
+ * Creates the folder (0700, as it may hold prompts) and the file (0600) when missing, so the
+ * database, its WAL and shared-memory files (SQLite gives them the file's mode) are private.
+ */
+function prepareFile(path: string): void {
+  const folder = dirname(path);
+  if (!existsSync(folder)) mkdirSync(folder, { recursive: true, mode: 0o700 });
+  if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+}
 
-function spentParams(keyOrPrefix: string, windowStartMs: number): Record<string, string | number> {
-  const whole = firstWholeBucket(windowStartMs);
-  return { p1: keyOrPrefix, p2: whole, p3: windowStartMs, p4: whole };
+/** The first existing ancestor of `path` that is a file, where a folder should be. */
+function fileInTheWay(path: string): string | undefined {
+  for (let folder = dirname(path); folder !== dirname(folder); folder = dirname(folder)) {
+    if (existsSync(folder)) return statSync(folder).isDirectory() ? undefined : folder;
+  }
+  return undefined;
+}
+
+const STORAGE_FIX =
+  "set storage: sqlite:PATH in switchboard.yaml (or SWITCHBOARD_USER_PATH for the default database)";
+
+/** One line that names the path and the fix; never a stack or a driver dump. */
+function openError(path: string, error: unknown): SwitchboardError {
+  const code = (error as { code?: unknown } | null)?.code;
+  const blocking = fileInTheWay(path);
+  let reason: string;
+  if (blocking !== undefined) reason = `${blocking} is a file, not a folder; move it or ${STORAGE_FIX}`;
+  else if (existsSync(path) && statSync(path).isDirectory())
+    reason = `it is a folder; name a database file in it, e.g. sqlite:${join(path, "switchboard.db")}`;
+  else if (code === "EACCES" || code === "EPERM" || code === "SQLITE_READONLY" || code === "SQLITE_PERM")
+    reason = `permission denied; let this user write there or ${STORAGE_FIX}`;
+  else if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT")
+    reason = `the file is not a SQLite database; ${STORAGE_FIX}`;
+  else reason = `${error instanceof Error ? error.message : String(error)}; ${STORAGE_FIX}`;
+  return new SwitchboardError(
+    "STORAGE_ERROR",
+    `Cannot open SQLite storage at ${path}: ${reason}.`.replace(/\s*\n\s*/g, " "),
+    { backend: "sqlite", path, ...(typeof code === "string" ? { driverCode: code } : {}) },
+    { cause: error },
+  );
 }
 
 export function openSqliteStore(path: string, options: OpenStoreOptions = {}): SqliteStore {
+  const busyTimeoutMs = Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000));
+  let db: Database.Database;
   try {
-    if (path !== MEMORY_PATH) mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path);
-    try {
-      db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
-      if (path !== MEMORY_PATH) {
-        db.pragma("journal_mode = WAL");
-        // NORMAL is durable against application crashes in WAL mode and much faster than FULL.
-        db.pragma("synchronous = NORMAL");
-      }
-      // Money and timestamps are 64-bit: read every integer as bigint so nothing rounds silently.
-      db.defaultSafeIntegers(true);
-      const busyTimeoutMs = Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000));
-      const store = new SqliteStore(
-        db,
-        options.clock ?? Date.now,
-        path === MEMORY_PATH || options.usageWriterThread === false ? undefined : { path, busyTimeoutMs },
-      );
-      store.migrate();
-      return store;
-    } catch (error) {
-      db.close();
-      throw error;
+    if (path !== MEMORY_PATH) prepareFile(path);
+    db = new Database(path);
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    if (path !== MEMORY_PATH) {
+      db.pragma("journal_mode = WAL");
+      // NORMAL is durable against application crashes in WAL mode and much faster than FULL.
+      db.pragma("synchronous = NORMAL");
+      // A checkpoint costs two fsyncs however few pages it copies; on this connection (the one that
+      // serves prompts) let the WAL reach 4000 pages (16 MB) first. The usage writer thread keeps
+      // SQLite's default, so with logging on most checkpoints run there, off the event loop.
+      db.pragma(`wal_autocheckpoint = ${PROMPT_CONNECTION_CHECKPOINT_PAGES}`);
     }
   } catch (error) {
-    throw storageError("sqlite", `open of ${path}`, error);
+    throw openError(path, error);
+  }
+  try {
+    // Money and timestamps are 64-bit: read every integer as bigint so nothing rounds silently.
+    db.defaultSafeIntegers(true);
+    const writerFile =
+      path === MEMORY_PATH || options.usageWriterThread === false ? undefined : { path, busyTimeoutMs };
+    const store = new SqliteStore(db, options.clock ?? Date.now, writerFile);
+    store.migrate();
+    return store;
+  } catch (error) {
+    db.close();
+    throw storageError("sqlite", `opening ${path}`, error);
   }
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore extends SqlStore {
   readonly kind = "sqlite" as const;
-  readonly #tokens = new TokenTable({
-    all: (operation, sql, params) =>
-      this.#run(operation, () => this.#prepare(sql).all(numbered(params)) as Row[]),
-    run: (operation, sql, params) =>
-      this.#run(operation, () => this.#prepare(sql).run(numbered(params)).changes),
-  });
+  protected readonly dialect = SQLITE_DIALECT;
   readonly #db: Database.Database;
-  readonly #now: () => number;
+  readonly #clock: () => number;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #writerFile: { path: string; busyTimeoutMs: number } | undefined;
+  readonly #reserve: Database.Transaction<(r: NormalizedReserve) => ReserveAgainstCapsResult>;
+  readonly #closeHolds: Database.Transaction<(txId: string, actual: bigint, status: ClosingStatus) => number>;
+  readonly #takeAllowance: Database.Transaction<(r: NormalizedAllowanceReserve) => ReserveAllowanceResult>;
+  readonly #finishAllowance: Database.Transaction<
+    (txId: string, actual: bigint, status: ClosingStatus) => bigint | undefined
+  >;
   #writer: UsageWriterThread | undefined;
   #closed = false;
 
   /** `writerFile`: the database file, for writing usage rows on a separate thread (files only). */
   constructor(
     db: Database.Database,
-    now: () => number,
+    clock: () => number,
     writerFile?: { path: string; busyTimeoutMs: number },
   ) {
+    super();
     this.#db = db;
-    this.#now = now;
+    this.#clock = clock;
     this.#writerFile = writerFile;
+    this.#reserve = db.transaction((r) => this.#reserveInTransaction(r));
+    this.#closeHolds = db.transaction((txId, actual, status) =>
+      this.#closeHoldsInTransaction(txId, actual, status),
+    );
+    this.#takeAllowance = db.transaction((r) => this.#takeAllowanceInTransaction(r));
+    this.#finishAllowance = db.transaction((txId, actual, status) =>
+      this.#finishAllowanceInTransaction(txId, actual, status),
+    );
+  }
+
+  protected now(): number {
+    return this.#clock();
   }
 
   /** Each missing migration in its own IMMEDIATE transaction, re-checked inside it so two processes opening at once apply it once. */
   migrate(): void {
     const db = this.#db;
     db.exec(CREATE_MIGRATIONS_TABLE.sqlite);
-    const isApplied = db.prepare(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE name = ?`).pluck();
-    const record = db.prepare(`INSERT INTO ${MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)`);
+    const isApplied = (name: string) => this.#get(IS_MIGRATION_APPLIED_SQL, { 1: name }) !== undefined;
     for (const migration of MIGRATIONS) {
-      if (isApplied.get(migration.name) !== undefined) continue;
+      if (isApplied(migration.name)) continue;
       db.transaction(() => {
-        if (isApplied.get(migration.name) !== undefined) return;
+        if (isApplied(migration.name)) return;
         db.exec(migration.sqlite);
-        record.run(migration.name, this.#now());
+        this.#statement(RECORD_MIGRATION_SQL).run({ 1: migration.name, 2: this.#clock() });
       }).immediate();
     }
   }
 
   /** Statements are compiled once per SQL text (a bounded set) and reused. */
-  #prepare(sql: string): Database.Statement {
+  #statement(sql: string): Database.Statement {
     let statement = this.#statements.get(sql);
     if (statement === undefined) {
       statement = this.#db.prepare(sql);
@@ -167,14 +190,38 @@ export class SqliteStore implements Store {
     return statement;
   }
 
+  #get(sql: string, params: Record<number, unknown>): Row | undefined {
+    return this.#statement(sql).get(params) as Row | undefined;
+  }
+
+  #rows(sql: string, params: Record<number, unknown>): Row[] {
+    return this.#statement(sql).all(params) as Row[];
+  }
+
   /** Runs synchronous work, mapping driver failures to STORAGE_ERROR. */
-  #run<T>(operation: string, work: () => T): Promise<T> {
+  #sync<T>(operation: string, work: () => T): T {
     try {
       if (this.#closed) throw new Error("the store is closed");
-      return Promise.resolve(work());
+      return work();
     } catch (error) {
-      return Promise.reject(storageError("sqlite", operation, error));
+      throw storageError("sqlite", operation, error);
     }
+  }
+
+  #async<T>(operation: string, work: () => T): Promise<T> {
+    try {
+      return Promise.resolve(this.#sync(operation, work));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  protected all(operation: string, sql: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return this.#async(operation, () => this.#rows(sql, numbered(params)));
+  }
+
+  protected run(operation: string, sql: string, params: readonly unknown[] = []): Promise<number> {
+    return this.#async(operation, () => this.#statement(sql).run(numbered(params)).changes);
   }
 
   async close(): Promise<void> {
@@ -184,408 +231,284 @@ export class SqliteStore implements Store {
     this.#db.close();
   }
 
-  migrations(): Promise<AppliedMigration[]> {
-    return this.#run("migrations", () =>
-      (
-        this.#prepare(
-          `SELECT name, applied_at FROM ${MIGRATIONS_TABLE} ORDER BY applied_at, name`,
-        ).all() as Row[]
-      ).map((row) => ({ name: String(row.name), appliedAt: new Date(Number(row.applied_at)) })),
+  // --- secrets -------------------------------------------------------------------------------------
+
+  /** One statement: SQLite holds the write lock for it, so max+1 cannot race. */
+  protected insertSecretVersion(_name: string, params: readonly unknown[]): Promise<number> {
+    return this.#async("putSecret", () =>
+      Number(this.#get(INSERT_SECRET_VERSION_SQL, numbered(params))?.version),
     );
   }
 
-  // --- secrets -----------------------------------------------------------------------------------
+  // --- usage log -----------------------------------------------------------------------------------
 
-  putSecret(input: PutSecretInput): Promise<{ version: number }> {
-    return this.#run("putSecret", () => {
-      const name = requireText(input.name, "name");
-      // One statement: SQLite holds the write lock for it, so max+1 cannot race.
-      const version = this.#prepare(
-        `INSERT INTO switchboard_secrets (name, version, ciphertext, key_id, note, created_at, created_by)
-           SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?, ? FROM switchboard_secrets WHERE name = ?
-           RETURNING version`,
-      )
-        .pluck()
-        .get(
-          name,
-          toBuffer(input.ciphertext),
-          requireText(input.keyId, "keyId"),
-          input.note ?? null,
-          this.#now(),
-          input.actorId ?? null,
-          name,
-        );
-      return { version: Number(version) };
-    });
-  }
-
-  getSecret(name: string): Promise<StoredSecret | undefined> {
-    return this.#run("getSecret", () => {
-      const row = this.#prepare(
-        `SELECT name, version, ciphertext, key_id, note, created_at, created_by FROM switchboard_secrets
-           WHERE name = ? AND deleted_at IS NULL ORDER BY version DESC LIMIT 1`,
-      ).get(name) as Row | undefined;
-      return row === undefined ? undefined : mapSecret(row);
-    });
-  }
-
-  markSecretUsed(name: string, version: number, actorId: string | undefined): Promise<void> {
-    return this.#run("markSecretUsed", () => {
-      this.#prepare(
-        "UPDATE switchboard_secrets SET last_used_at = ?, last_used_by = ? WHERE name = ? AND version = ?",
-      ).run(this.#now(), actorId ?? null, name, version);
-    });
-  }
-
-  listSecrets(): Promise<SecretSummary[]> {
-    return this.#run("listSecrets", () =>
-      (this.#prepare(LIST_SECRETS_SQL).all() as Row[]).map(mapSecretSummary),
-    );
-  }
-
-  deleteSecret(name: string, actorId: string | undefined): Promise<boolean> {
-    return this.#run("deleteSecret", () => {
-      const result = this.#prepare(
-        "UPDATE switchboard_secrets SET deleted_at = ?, deleted_by = ? WHERE name = ? AND deleted_at IS NULL",
-      ).run(this.#now(), actorId ?? null, name);
-      return result.changes > 0;
-    });
-  }
-
-  // --- usage log ---------------------------------------------------------------------------------
-
-  insertUsage(rows: readonly UsageRecordInput[]): Promise<number> {
-    if (this.#writerFile && rows.length > 0 && !this.#closed) {
-      let params: ReturnType<typeof usageParams>[];
-      try {
-        params = rows.map(usageParams); // validated here, so bad input fails as it does in-thread
-      } catch (error) {
-        return Promise.reject(storageError("sqlite", "insertUsage", error));
-      }
+  protected insertUsageRows(rows: readonly UsageValues[]): Promise<number> {
+    if (this.#writerFile && !this.#closed) {
       this.#writer ??= new UsageWriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
-      return this.#writer.insert(params);
+      return this.#writer.insert(rows);
     }
-    return this.#run("insertUsage", () => {
-      if (rows.length === 0) return 0;
-      const params = rows.map(usageParams);
-      const insert = this.#prepare(INSERT_USAGE_SQLITE);
-      return this.#db
-        .transaction(() => {
-          let inserted = 0;
-          for (const values of params) inserted += insert.run(...values).changes;
-          return inserted;
-        })
-        .immediate();
-    });
+    return this.#async("insertUsage", () => this.#insertUsageNow(rows));
   }
 
-  listUsage(query: UsageQuery = {}): Promise<UsageRecord[]> {
-    return this.#run("listUsage", () => {
-      const where: string[] = [];
-      const params: unknown[] = [];
-      if (query.since !== undefined) {
-        where.push("created_at >= ?");
-        params.push(toMs(query.since, "since"));
-      }
-      if (query.purpose !== undefined) {
-        where.push("purpose = ?");
-        params.push(query.purpose);
-      }
-      if (query.actorId !== undefined) {
-        where.push("actor_id = ?");
-        params.push(query.actorId);
-      }
-      params.push(clampLimit(query.limit, 100));
-      const sql = `SELECT * FROM switchboard_usage ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY created_at DESC, id DESC LIMIT ?`;
-      return (this.#prepare(sql).all(...params) as Row[]).map(mapUsage);
-    });
+  /** Writes on this thread before returning: what an exit handler can still do. */
+  insertUsageSync(rows: readonly UsageRecordInput[]): void {
+    this.#sync("insertUsage", () => this.#insertUsageNow(rows.map(usageParams)));
   }
 
-  summarizeUsage(query: UsageSummaryQuery): Promise<UsageSummaryRow[]> {
-    return this.#run("summarizeUsage", () => {
-      const column = summaryColumn(query.by);
-      const since = query.since === undefined ? undefined : toMs(query.since, "since");
-      const sql = `SELECT ${column} AS key, COUNT(*) AS responses, SUM(input_tokens) AS input_tokens,
-          SUM(output_tokens) AS output_tokens, SUM(cached_tokens) AS cached_tokens, SUM(cost_nanocents) AS cost_nanocents
-        FROM switchboard_usage ${since === undefined ? "" : "WHERE created_at >= ?"} GROUP BY ${column}`;
-      const rows = this.#prepare(sql).all(...(since === undefined ? [] : [since])) as Row[];
-      return sortSummary(rows.map(mapSummary));
-    });
-  }
-
-  pruneUsage(olderThan: Date): Promise<number> {
-    return this.#run(
-      "pruneUsage",
-      () =>
-        this.#prepare("DELETE FROM switchboard_usage WHERE created_at < ?").run(toMs(olderThan, "olderThan"))
-          .changes,
-    );
-  }
-
-  // --- accounting: windowed holds ----------------------------------------------------------------
-
-  reserveAgainstCaps(input: ReserveAgainstCapsInput): Promise<ReserveAgainstCapsResult> {
-    return this.#run("reserveAgainstCaps", () => {
-      const r = normalizeReserve(input);
-      const spent = this.#prepare(`SELECT ${spentSql(named)}`).pluck();
-      const insert = this.#prepare(
-        `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents, status, created_at, actor_id, purpose, model)
-         VALUES (?, ?, ?, 'held', ?, ?, ?, ?)`,
-      );
-      const addToTotal = this.#prepare(
-        `INSERT INTO switchboard_hold_totals (ledger_key, bucket_start, amount_nanocents) VALUES (?, ?, ?)
-         ON CONFLICT (ledger_key, bucket_start) DO UPDATE SET amount_nanocents = amount_nanocents + excluded.amount_nanocents`,
-      );
-      const reserve = this.#db.transaction((): ReserveAgainstCapsResult => {
-        for (const cap of r.caps) {
-          const used = toBigint(spent.get(spentParams(cap.key, cap.windowStartMs)));
-          if (used + r.amount > cap.cap) return { ok: false, key: cap.key, used, cap: cap.cap };
-        }
-        const now = this.#now();
-        for (const cap of r.caps) {
-          insert.run(r.txId, cap.key, r.amount, now, r.actorId, r.purpose, r.model);
-          addToTotal.run(cap.key, bucketOf(now), r.amount);
-        }
-        return { ok: true };
-      });
-      try {
-        return reserve.immediate();
-      } catch (error) {
-        throw isUniqueViolation(error) ? duplicateTxError(r.txId, error) : error;
-      }
-    });
-  }
-
-  settleHolds(txId: string, actual: bigint): Promise<number> {
-    return this.#run("settleHolds", () => this.#closeHolds(txId, toNanocents(actual, "actual"), "settled"));
-  }
-
-  rollbackHolds(txId: string): Promise<number> {
-    return this.#run("rollbackHolds", () => this.#closeHolds(txId, 0n, "rolled_back"));
-  }
-
-  /** Closes every held hold of the tx and moves each key's bucket total by actual − reserved. */
-  #closeHolds(txId: string, actual: bigint, status: "settled" | "rolled_back"): number {
-    const db = this.#db;
-    const close = this.#prepare(
-      `UPDATE switchboard_holds SET status = ?, settled_nanocents = ?, settled_at = ?
-       WHERE tx_id = ? AND status = 'held' RETURNING ledger_key, created_at, reserved_nanocents`,
-    );
-    const adjust = this.#prepare(
-      `UPDATE switchboard_hold_totals SET amount_nanocents = amount_nanocents + ?
-       WHERE ledger_key = ? AND bucket_start = ?`,
-    );
-    return db
+  #insertUsageNow(rows: readonly UsageValues[]): number {
+    if (rows.length === 0) return 0;
+    const insert = this.#statement(INSERT_USAGE_ROW_SQL);
+    return this.#db
       .transaction(() => {
-        const closed = close.all(status, actual, this.#now(), txId) as Row[];
-        for (const hold of closed) {
-          adjust.run(
-            actual - toBigint(hold.reserved_nanocents),
-            hold.ledger_key,
-            bucketOf(Number(hold.created_at)),
-          );
-        }
-        return closed.length;
+        let inserted = 0;
+        for (const values of rows) inserted += insert.run(...values).changes;
+        return inserted;
       })
       .immediate();
   }
 
-  spentInWindow(key: string, windowStart: Date): Promise<bigint> {
-    return this.#run("spentInWindow", () =>
-      toBigint(
-        this.#prepare(`SELECT ${spentSql(named)}`)
-          .pluck()
-          .get(spentParams(key, toMs(windowStart, "windowStart"))),
-      ),
+  // --- accounting: windowed holds ------------------------------------------------------------------
+
+  protected reserveCaps(reservation: NormalizedReserve): Promise<ReserveAgainstCapsResult> {
+    return this.#async("reserveAgainstCaps", () => this.#reserve.immediate(reservation));
+  }
+
+  #firstRefusal(r: NormalizedReserve): ReserveAgainstCapsResult {
+    for (const cap of r.caps) {
+      const used = toBigint(
+        this.#get(SPENT_IN_WINDOW_SQL, { 1: cap.key, 2: cap.wholeFromMs, 3: cap.windowStartMs })?.spent,
+      );
+      if (used + r.amount > cap.cap) return { ok: false, key: cap.key, used, cap: cap.cap };
+    }
+    return { ok: true };
+  }
+
+  #reserveInTransaction(r: NormalizedReserve): ReserveAgainstCapsResult {
+    const now = this.#clock();
+    let verdict = this.#firstRefusal(r);
+    // Expired holds matter only when they would refuse: look for them then, not on every prompt.
+    if (!verdict.ok && this.#expire(now, r.caps) > 0) verdict = this.#firstRefusal(r);
+    if (!verdict.ok) return verdict;
+    const insert = this.#statement(
+      `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents, status, created_at, expires_at, actor_id, purpose, model)
+       VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8)`,
+    );
+    const addToTotal = this.#statement(
+      `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents, held_count, next_expiry)
+       VALUES ($1, $2, $3, 1, $4) ${ADD_HOLD_TO_TOTAL_ON_CONFLICT}`,
+    );
+    const expiresAt = now + r.ttlMs;
+    for (const cap of r.caps) {
+      insert.run({
+        1: r.txId,
+        2: cap.key,
+        3: r.amount,
+        4: now,
+        5: expiresAt,
+        6: r.actorId,
+        7: r.purpose,
+        8: r.model,
+      });
+      addToTotal.run({ 1: cap.key, 2: bucketOf(now), 3: r.amount, 4: expiresAt });
+    }
+    return verdict;
+  }
+
+  /**
+   * Marks held holds past their expiry as expired — of the given keys, or of all — and takes them
+   * off their buckets' totals. Only buckets whose earliest expiry has passed are looked into.
+   * Returns how many holds expired.
+   */
+  #expire(now: number, keys?: readonly { key: string }[]): number {
+    const due =
+      keys === undefined
+        ? this.#rows(
+            `SELECT ledger_key, bucket_start FROM switchboard_hold_totals
+             WHERE held_count > 0 AND next_expiry <= $1`,
+            { 1: now },
+          )
+        : keys.flatMap(({ key }) =>
+            this.#rows(
+              `SELECT ledger_key, bucket_start FROM switchboard_hold_totals
+               WHERE ledger_key = $1 AND held_count > 0 AND next_expiry <= $2`,
+              { 1: key, 2: now },
+            ),
+          );
+    let expired = 0;
+    for (const bucket of due) {
+      const start = Number(bucket.bucket_start);
+      const holds = this.#rows(
+        `UPDATE switchboard_holds SET status = 'expired', settled_at = $4
+         WHERE ledger_key = $1 AND created_at >= $2 AND created_at < $3 AND status = 'held' AND expires_at <= $4
+         RETURNING reserved_nanocents`,
+        { 1: bucket.ledger_key, 2: start, 3: start + HOLD_BUCKET_MS, 4: now },
+      );
+      const released = holds.reduce((sum, hold) => sum + toBigint(hold.reserved_nanocents), 0n);
+      this.#statement(
+        `UPDATE switchboard_hold_totals AS t SET amount_nanocents = t.amount_nanocents - $1,
+           held_count = t.held_count - $2, next_expiry = ${nextExpirySql("$5")}
+         WHERE ledger_key = $3 AND bucket_start = $4`,
+      ).run({ 1: released, 2: holds.length, 3: bucket.ledger_key, 4: start, 5: now });
+      expired += holds.length;
+    }
+    return expired;
+  }
+
+  /** Moves the total of the bucket a hold was created in by `delta`; `released` holds stop being held. */
+  #releaseFromTotal(hold: Row, delta: bigint, released: 0 | 1): void {
+    this.#statement(
+      `UPDATE switchboard_hold_totals AS t SET ${releaseFromTotalSet("$1", "$2")}
+       WHERE ledger_key = $3 AND bucket_start = $4`,
+    ).run({ 1: delta, 2: released, 3: hold.ledger_key, 4: bucketOf(Number(hold.created_at)) });
+  }
+
+  protected closeHolds(txId: string, actual: bigint, status: ClosingStatus): Promise<number> {
+    const operation = status === "settled" ? "settleHolds" : "rollbackHolds";
+    return this.#async(operation, () => this.#closeHolds.immediate(txId, actual, status));
+  }
+
+  #closeHoldsInTransaction(txId: string, actual: bigint, status: ClosingStatus): number {
+    const now = this.#clock();
+    const held = this.#rows(
+      `UPDATE switchboard_holds SET status = $1, settled_nanocents = $2, settled_at = $3
+       WHERE tx_id = $4 AND status = 'held' RETURNING ledger_key, created_at, reserved_nanocents`,
+      { 1: status, 2: actual, 3: now, 4: txId },
+    );
+    for (const hold of held) this.#releaseFromTotal(hold, actual - toBigint(hold.reserved_nanocents), 1);
+    if (status === "rolled_back") return held.length;
+    // An expired hold no longer counts; settling it records what the prompt really cost.
+    const expired = this.#rows(
+      `UPDATE switchboard_holds SET status = 'settled', settled_nanocents = $1, settled_at = $2
+       WHERE tx_id = $3 AND status = 'expired' RETURNING ledger_key, created_at`,
+      { 1: actual, 2: now, 3: txId },
+    );
+    for (const hold of expired) this.#releaseFromTotal(hold, actual, 0);
+    return held.length + expired.length;
+  }
+
+  expireHolds(): Promise<number> {
+    return this.#async("expireHolds", () =>
+      this.#db
+        .transaction(() => {
+          const now = this.#clock();
+          return this.#expire(now) + this.#refundExpired(now, undefined);
+        })
+        .immediate(),
     );
   }
 
-  spentByKey(prefix: string, windowStart: Date): Promise<KeySpend[]> {
-    return this.#run("spentByKey", () => {
-      const rows = this.#prepare(`${spentByKeySql(named)} ORDER BY ledger_key`).all(
-        spentParams(prefix, toMs(windowStart, "windowStart")),
-      ) as Row[];
-      return rows.map((row) => ({ key: String(row.ledger_key), spent: toBigint(row.spent) }));
-    });
-  }
+  // --- accounting: allowances ----------------------------------------------------------------------
 
-  listHolds(query: HoldQuery = {}): Promise<Hold[]> {
-    return this.#run("listHolds", () => {
-      const where: string[] = [];
-      const params: unknown[] = [];
-      if (query.key !== undefined) {
-        where.push("ledger_key = ?");
-        params.push(query.key);
-      }
-      if (query.txId !== undefined) {
-        where.push("tx_id = ?");
-        params.push(query.txId);
-      }
-      if (query.since !== undefined) {
-        where.push("created_at >= ?");
-        params.push(toMs(query.since, "since"));
-      }
-      params.push(clampLimit(query.limit, 50));
-      const sql = `SELECT * FROM switchboard_holds ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY created_at DESC, id DESC LIMIT ?`;
-      return (this.#prepare(sql).all(...params) as Row[]).map(mapHold);
-    });
-  }
-
-  // --- accounting: allowances --------------------------------------------------------------------
-
-  topUpAllowance(actorId: string, amount: bigint, note?: string, by?: string): Promise<bigint> {
-    return this.#run("topUpAllowance", () => {
-      const actor = requireText(actorId, "actorId");
-      const delta = toNanocents(amount, "amount", { allowNegative: true });
-      const upsert = this.#prepare(
-        `INSERT INTO switchboard_allowances (actor_id, balance_nanocents, created_at, updated_at) VALUES (?, ?, ?, ?)
-           ON CONFLICT (actor_id) DO UPDATE SET balance_nanocents = balance_nanocents + excluded.balance_nanocents,
-             updated_at = excluded.updated_at
-           RETURNING balance_nanocents`,
-      ).pluck();
-      const record = this.#prepare(
-        `INSERT INTO switchboard_allowance_ledger (actor_id, kind, amount_nanocents, balance_after_nanocents, note, created_at, created_by)
-         VALUES (?, 'top_up', ?, ?, ?, ?, ?)`,
-      );
-      return this.#db
+  protected addToAllowance(
+    actor: string,
+    delta: bigint,
+    note: string | null,
+    by: string | null,
+  ): Promise<bigint> {
+    return this.#async("topUpAllowance", () =>
+      this.#db
         .transaction(() => {
-          const now = this.#now();
-          const balance = toBigint(upsert.get(actor, delta, now, now));
-          record.run(actor, delta, balance, note ?? null, now, by ?? null);
+          const now = this.#clock();
+          const balance = toBigint(
+            this.#get(
+              `INSERT INTO switchboard_allowances AS a (actor_id, balance_nanocents, created_at, updated_at)
+               VALUES ($1, $2, $3, $3)
+               ON CONFLICT (actor_id) DO UPDATE SET balance_nanocents = a.balance_nanocents + excluded.balance_nanocents,
+                 updated_at = excluded.updated_at
+               RETURNING balance_nanocents`,
+              { 1: actor, 2: delta, 3: now },
+            )?.balance_nanocents,
+          );
+          this.#statement(
+            `INSERT INTO switchboard_allowance_ledger (actor_id, kind, amount_nanocents, balance_after_nanocents, note, created_at, created_by)
+             VALUES ($1, 'top_up', $2, $3, $4, $5, $6)`,
+          ).run({ 1: actor, 2: delta, 3: balance, 4: note, 5: now, 6: by });
           return balance;
         })
-        .immediate();
-    });
-  }
-
-  getAllowance(actorId: string): Promise<Allowance | undefined> {
-    return this.#run("getAllowance", () => {
-      const row = this.#prepare(
-        "SELECT actor_id, balance_nanocents, updated_at FROM switchboard_allowances WHERE actor_id = ?",
-      ).get(actorId) as Row | undefined;
-      return row === undefined ? undefined : mapAllowance(row);
-    });
-  }
-
-  listAllowances(): Promise<Allowance[]> {
-    return this.#run("listAllowances", () =>
-      (
-        this.#prepare(
-          "SELECT actor_id, balance_nanocents, updated_at FROM switchboard_allowances ORDER BY actor_id",
-        ).all() as Row[]
-      ).map(mapAllowance),
+        .immediate(),
     );
   }
 
-  reserveAllowance(input: ReserveAllowanceInput): Promise<ReserveAllowanceResult> {
-    return this.#run("reserveAllowance", () => {
-      const txId = requireText(input.txId, "txId");
-      const actor = requireText(input.actorId, "actorId");
-      const amount = toNanocents(input.amount, "amount");
-      const decrement = this.#prepare(
-        `UPDATE switchboard_allowances SET balance_nanocents = balance_nanocents - ?, updated_at = ?
-           WHERE actor_id = ? AND balance_nanocents >= ? RETURNING balance_nanocents`,
-      ).pluck();
-      const balanceOf = this.#prepare(
-        "SELECT balance_nanocents FROM switchboard_allowances WHERE actor_id = ?",
-      ).pluck();
-      const hold = this.#prepare(
-        `INSERT INTO switchboard_allowance_holds (tx_id, actor_id, reserved_nanocents, status, created_at, purpose, model)
-         VALUES (?, ?, ?, 'held', ?, ?, ?)`,
+  protected takeAllowance(reservation: NormalizedAllowanceReserve): Promise<ReserveAllowanceResult> {
+    return this.#async("reserveAllowance", () => this.#takeAllowance.immediate(reservation));
+  }
+
+  #decrement(r: NormalizedAllowanceReserve, now: number): Row | undefined {
+    return this.#get(
+      `UPDATE switchboard_allowances SET balance_nanocents = balance_nanocents - $1, updated_at = $2
+       WHERE actor_id = $3 AND balance_nanocents >= $1 RETURNING balance_nanocents`,
+      { 1: r.amount, 2: now, 3: r.actorId },
+    );
+  }
+
+  #takeAllowanceInTransaction(r: NormalizedAllowanceReserve): ReserveAllowanceResult {
+    const now = this.#clock();
+    let after = this.#decrement(r, now);
+    if (after === undefined && this.#refundExpired(now, r.actorId) > 0) after = this.#decrement(r, now);
+    if (after === undefined) {
+      const balance = this.#get("SELECT balance_nanocents FROM switchboard_allowances WHERE actor_id = $1", {
+        1: r.actorId,
+      })?.balance_nanocents;
+      return { ok: false, balance: balance === undefined ? undefined : toBigint(balance) };
+    }
+    this.#statement(
+      `INSERT INTO switchboard_allowance_holds (tx_id, actor_id, reserved_nanocents, status, created_at, expires_at, purpose, model)
+       VALUES ($1, $2, $3, 'held', $4, $5, $6, $7)`,
+    ).run({ 1: r.txId, 2: r.actorId, 3: r.amount, 4: now, 5: now + r.ttlMs, 6: r.purpose, 7: r.model });
+    return { ok: true, balance: toBigint(after.balance_nanocents) };
+  }
+
+  /** Marks expired reservations (of one actor, or all) and refunds them; returns how many. */
+  #refundExpired(now: number, actorId: string | undefined): number {
+    const expired =
+      actorId === undefined
+        ? this.#rows(expireAllowanceHoldsSql(false), { 1: now })
+        : this.#rows(expireAllowanceHoldsSql(true), { 1: now, 2: actorId });
+    for (const hold of expired) {
+      this.#get(ADD_TO_BALANCE_SQL, { 1: hold.reserved_nanocents, 2: now, 3: hold.actor_id });
+    }
+    return expired.length;
+  }
+
+  protected finishAllowance(
+    txId: string,
+    actual: bigint,
+    status: ClosingStatus,
+  ): Promise<bigint | undefined> {
+    const operation = status === "settled" ? "settleAllowance" : "rollbackAllowance";
+    return this.#async(operation, () => this.#finishAllowance.immediate(txId, actual, status));
+  }
+
+  /** Refunds reserved − actual (negative = extra charge), or charges `actual` for an expired (refunded) reservation. */
+  #finishAllowanceInTransaction(txId: string, actual: bigint, status: ClosingStatus): bigint | undefined {
+    const now = this.#clock();
+    const params = { 1: status, 2: actual, 3: now, 4: txId };
+    let closed = this.#get(
+      `UPDATE switchboard_allowance_holds SET status = $1, settled_nanocents = $2, settled_at = $3
+       WHERE tx_id = $4 AND status = 'held' RETURNING actor_id, reserved_nanocents`,
+      params,
+    );
+    let refund = closed === undefined ? 0n : toBigint(closed.reserved_nanocents) - actual;
+    if (closed === undefined && status === "settled") {
+      // Expiry already refunded the reservation: charge the real cost now.
+      closed = this.#get(
+        `UPDATE switchboard_allowance_holds SET status = $1, settled_nanocents = $2, settled_at = $3
+         WHERE tx_id = $4 AND status = 'expired' RETURNING actor_id`,
+        params,
       );
-      const reserve = this.#db.transaction((): ReserveAllowanceResult => {
-        const now = this.#now();
-        const after = decrement.get(amount, now, actor, amount);
-        if (after === undefined) {
-          const balance = balanceOf.get(actor);
-          return { ok: false, balance: balance === undefined ? undefined : toBigint(balance) };
-        }
-        hold.run(txId, actor, amount, now, input.purpose ?? null, input.model ?? null);
-        return { ok: true, balance: toBigint(after) };
-      });
-      try {
-        return reserve.immediate();
-      } catch (error) {
-        throw isUniqueViolation(error) ? duplicateTxError(txId, error) : error;
-      }
-    });
-  }
-
-  settleAllowance(txId: string, actual: bigint): Promise<bigint | undefined> {
-    return this.#run("settleAllowance", () =>
-      this.#finishAllowance(txId, toNanocents(actual, "actual"), "settled"),
+      refund = -actual;
+    }
+    if (closed === undefined) return undefined;
+    const balance = toBigint(
+      this.#get(ADD_TO_BALANCE_SQL, { 1: refund, 2: now, 3: closed.actor_id })?.balance_nanocents,
     );
-  }
-
-  rollbackAllowance(txId: string): Promise<bigint | undefined> {
-    return this.#run("rollbackAllowance", () => this.#finishAllowance(txId, 0n, "rolled_back"));
-  }
-
-  /** Closes a held reservation: refunds reserved − actual (negative = extra charge) and records the charge. */
-  #finishAllowance(txId: string, actual: bigint, status: "settled" | "rolled_back"): bigint | undefined {
-    const db = this.#db;
-    const close = this.#prepare(
-      `UPDATE switchboard_allowance_holds SET status = ?, settled_nanocents = ?, settled_at = ?
-       WHERE tx_id = ? AND status = 'held' RETURNING actor_id, reserved_nanocents`,
-    );
-    const refund = this.#prepare(
-      `UPDATE switchboard_allowances SET balance_nanocents = balance_nanocents + ?, updated_at = ?
-         WHERE actor_id = ? RETURNING balance_nanocents`,
-    ).pluck();
-    const record = this.#prepare(
-      `INSERT INTO switchboard_allowance_ledger (actor_id, kind, amount_nanocents, balance_after_nanocents, tx_id, created_at)
-       VALUES (?, 'charge', ?, ?, ?, ?)`,
-    );
-    return db
-      .transaction((): bigint | undefined => {
-        const now = this.#now();
-        const held = close.get(status, actual, now, txId) as Row | undefined;
-        if (held === undefined) return undefined;
-        const actor = String(held.actor_id);
-        const balance = toBigint(refund.get(toBigint(held.reserved_nanocents) - actual, now, actor));
-        if (status === "settled") record.run(actor, -actual, balance, txId, now);
-        return balance;
-      })
-      .immediate();
-  }
-
-  allowanceHistory(query: { actorId?: string; limit?: number } = {}): Promise<AllowanceLedgerEntry[]> {
-    return this.#run("allowanceHistory", () => {
-      const limit = clampLimit(query.limit, 100);
-      const rows =
-        query.actorId === undefined
-          ? this.#prepare(
-              "SELECT * FROM switchboard_allowance_ledger ORDER BY created_at DESC, id DESC LIMIT ?",
-            ).all(limit)
-          : this.#prepare(
-              "SELECT * FROM switchboard_allowance_ledger WHERE actor_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
-            ).all(query.actorId, limit);
-      return (rows as Row[]).map(mapLedgerEntry);
-    });
-  }
-
-  // --- gateway tokens (SQL in tokens.ts, shared by both backends) ---------------------------------
-
-  insertToken(token: StoredToken): Promise<void> {
-    return this.#tokens.insertToken(token);
-  }
-
-  findTokenByHash(hash: string): Promise<StoredToken | undefined> {
-    return this.#tokens.findTokenByHash(hash);
-  }
-
-  listTokens(): Promise<StoredToken[]> {
-    return this.#tokens.listTokens();
-  }
-
-  revokeToken(name: string, at: Date): Promise<boolean> {
-    return this.#tokens.revokeToken(name, at);
-  }
-
-  markTokenUsed(hash: string, at: Date): Promise<void> {
-    return this.#tokens.markTokenUsed(hash, at);
+    if (status === "settled") {
+      this.#statement(
+        `INSERT INTO switchboard_allowance_ledger (actor_id, kind, amount_nanocents, balance_after_nanocents, tx_id, created_at)
+         VALUES ($1, 'charge', $2, $3, $4, $5)`,
+      ).run({ 1: closed.actor_id, 2: -actual, 3: balance, 4: txId, 5: now });
+    }
+    return balance;
   }
 }
 

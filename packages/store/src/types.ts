@@ -13,6 +13,16 @@ export interface OpenStoreOptions {
   schema?: string;
   /** PostgreSQL only: maximum pooled connections (default 10). */
   poolSize?: number;
+  /**
+   * PostgreSQL only: how long to wait for a connection to the server (default 10,000 ms; the URL
+   * parameter `connect_timeout`, in seconds as in libpq, overrides it).
+   */
+  connectTimeoutMs?: number;
+  /**
+   * PostgreSQL only: how long one statement may run or wait for a lock before it fails (default
+   * 30,000 ms; the URL parameter `statement_timeout`, in ms, overrides it).
+   */
+  queryTimeoutMs?: number;
   /** SQLite only: how long a writer waits for another process's lock (default 5000 ms). */
   busyTimeoutMs?: number;
   /**
@@ -66,7 +76,8 @@ export interface SecretSummary {
 
 // --- usage log -----------------------------------------------------------------------------------
 
-export type UsageStatus = "ok" | "error";
+/** `aborted`: the caller stopped the response (it may still have delivered, and cost, something). */
+export type UsageStatus = "ok" | "error" | "aborted";
 
 /** One response (one step of a chain). Token counts the provider did not report stay undefined (NULL). */
 export interface UsageRecordInput {
@@ -119,27 +130,52 @@ export interface UsageRecord {
   toolResults: string | undefined;
 }
 
-export interface UsageQuery {
-  /** Default 100. */
-  limit?: number;
-  since?: Date;
-  purpose?: string;
-  actorId?: string;
+/** Which responses a usage read covers; every field narrows it further. */
+export interface UsageFilter {
+  /** Created at or after. */
+  since?: Date | undefined;
+  /** Created before. */
+  until?: Date | undefined;
+  purpose?: string | undefined;
+  /** The model that answered. */
+  model?: string | undefined;
+  actorId?: string | undefined;
+  status?: UsageStatus | undefined;
 }
 
-export type UsageSummaryBy = "purpose" | "model" | "actor";
+/** Where a page of the usage log ends: the next page starts after this response. */
+export interface UsageCursor {
+  createdAt: Date;
+  id: string;
+}
 
-export interface UsageSummaryQuery {
+export interface UsageQuery extends UsageFilter {
+  /** Default 100. */
+  limit?: number | undefined;
+  /** Only responses older than this one (newest-first paging). */
+  before?: UsageCursor | undefined;
+  /** Only the steps of these chains. */
+  chainIds?: readonly string[] | undefined;
+}
+
+/** `day` and `hour` group by the UTC day or hour the response started in. */
+export type UsageSummaryBy = "purpose" | "model" | "actor" | "day" | "hour";
+
+export interface UsageSummaryQuery extends UsageFilter {
   /** "model" groups by the model that answered. */
   by: UsageSummaryBy;
-  since?: Date;
 }
 
 /** Sums skip unknown (NULL) values; a sum is undefined only when no response reported that value. */
 export interface UsageSummaryRow {
-  /** The purpose, model or actor id; null for responses without one. */
+  /**
+   * The purpose, model or actor id (null for responses without one); for `day` and `hour`, the
+   * start of the period as an ISO 8601 timestamp.
+   */
   key: string | null;
   responses: number;
+  /** Responses whose status is not `ok`. */
+  failed: number;
   inputTokens: number | undefined;
   outputTokens: number | undefined;
   cachedTokens: number | undefined;
@@ -148,7 +184,14 @@ export interface UsageSummaryRow {
 
 // --- accounting: windowed holds ------------------------------------------------------------------
 
-export type HoldStatus = "held" | "settled" | "rolled_back";
+/**
+ * `expired`: still held when its expiry passed (the process holding it died, or the request ran
+ * far past its timeout); it no longer counts. Settling it later still records the real cost.
+ */
+export type HoldStatus = "held" | "settled" | "rolled_back" | "expired";
+
+/** How long a reservation holds by default: the 10-minute request timeout plus a margin. */
+export const DEFAULT_HOLD_TTL_MS = 15 * 60_000;
 
 export interface CapCheck {
   /** Ledger key chosen by the caller, e.g. one per limit and actor. */
@@ -165,6 +208,8 @@ export interface ReserveAgainstCapsInput {
   actorId?: string | undefined;
   purpose?: string | undefined;
   model?: string | undefined;
+  /** How long the holds last before they expire (default DEFAULT_HOLD_TTL_MS). */
+  ttlMs?: number | undefined;
 }
 
 export type ReserveAgainstCapsResult = { ok: true } | { ok: false; key: string; used: bigint; cap: bigint };
@@ -176,7 +221,9 @@ export interface Hold {
   settled: bigint | undefined;
   status: HoldStatus;
   createdAt: Date;
+  /** When it was settled, rolled back or found expired. */
   settledAt: Date | undefined;
+  expiresAt: Date;
   actorId: string | undefined;
   purpose: string | undefined;
   model: string | undefined;
@@ -184,22 +231,31 @@ export interface Hold {
 
 export interface HoldQuery {
   /** Default 50. */
-  limit?: number;
-  key?: string;
-  txId?: string;
-  since?: Date;
+  limit?: number | undefined;
+  key?: string | undefined;
+  /** Every key starting with this text. */
+  keyPrefix?: string | undefined;
+  txId?: string | undefined;
+  status?: HoldStatus | undefined;
+  since?: Date | undefined;
 }
 
 export interface KeySpend {
   key: string;
+  /** What counts against the key's caps in the window: settled amounts plus holds still held. */
   spent: bigint;
+  /** The part of `spent` still held by prompts in flight. */
+  held: bigint;
 }
 
 // --- accounting: allowances ----------------------------------------------------------------------
 
 export interface Allowance {
   actorId: string;
+  /** What is left to spend: reservations in flight are already taken out. */
   balance: bigint;
+  /** Reserved by prompts in flight (already taken out of `balance`). */
+  held: bigint;
   updatedAt: Date;
 }
 
@@ -209,6 +265,8 @@ export interface ReserveAllowanceInput {
   amount: bigint;
   purpose?: string | undefined;
   model?: string | undefined;
+  /** How long the reservation lasts before it expires and is refunded (default DEFAULT_HOLD_TTL_MS). */
+  ttlMs?: number | undefined;
 }
 
 /** `balance` is undefined when the actor has no allowance at all. */
@@ -230,6 +288,12 @@ export interface AllowanceLedgerEntry {
   createdBy: string | undefined;
 }
 
+export interface AllowanceHistoryQuery {
+  actorId?: string | undefined;
+  /** Default 100. */
+  limit?: number | undefined;
+}
+
 export interface Store {
   readonly kind: StoreKind;
   /** Idempotent. */
@@ -248,25 +312,41 @@ export interface Store {
 
   /** One statement/transaction for the whole batch; ids already stored are skipped (safe retries). */
   insertUsage(rows: readonly UsageRecordInput[]): Promise<number>;
+  /**
+   * Writes the rows before returning, so a `process.on("exit")` handler can still store them; ids
+   * already stored are skipped. SQLite writes in this thread; PostgreSQL, whose driver is
+   * asynchronous, through a short-lived child process (a few hundred ms: for the end of a process
+   * only). Throws a STORAGE_ERROR when it could not.
+   */
+  insertUsageSync(rows: readonly UsageRecordInput[]): void;
   /** Newest first. */
   listUsage(query?: UsageQuery): Promise<UsageRecord[]>;
-  /** Most responses first. */
+  /** Most responses first; by `day` or `hour`, oldest period first. */
   summarizeUsage(query: UsageSummaryQuery): Promise<UsageSummaryRow[]>;
   /** Deletes rows created before `olderThan`; returns how many. */
   pruneUsage(olderThan: Date): Promise<number>;
 
   /**
    * Atomically (across processes too): refuses, writing nothing, when any cap would be exceeded —
-   * reporting the first failing cap in the given order — else writes one hold per cap key.
+   * reporting the first failing cap in the given order — else writes one hold per cap key. Before
+   * refusing, holds of those keys whose expiry has passed are marked `expired` and stop counting.
    */
   reserveAgainstCaps(input: ReserveAgainstCapsInput): Promise<ReserveAgainstCapsResult>;
-  /** Settles every held hold of the tx at `actual`; returns how many were settled (0 when already done). */
+  /**
+   * Settles every held (or already expired) hold of the tx at `actual`; returns how many were
+   * settled (0 when already done).
+   */
   settleHolds(txId: string, actual: bigint): Promise<number>;
   /** Releases every held hold of the tx; returns how many. */
   rollbackHolds(txId: string): Promise<number>;
-  /** Sum for the key since windowStart: settled amount, or reserved while held; rolled back counts 0. */
+  /**
+   * Marks every hold and allowance reservation whose expiry has passed as `expired`: holds stop
+   * counting, reservations are refunded. Returns how many. Reads that report budgets call it first.
+   */
+  expireHolds(): Promise<number>;
+  /** Sum for the key since windowStart: settled amount, or reserved while held; rolled back and expired count 0. */
   spentInWindow(key: string, windowStart: Date): Promise<bigint>;
-  /** spentInWindow for every key starting with `prefix` that has entries in the window. */
+  /** spentInWindow (and what is still held) for every key starting with `prefix` that has entries in the window. */
   spentByKey(prefix: string, windowStart: Date): Promise<KeySpend[]>;
   /** Newest first. */
   listHolds(query?: HoldQuery): Promise<Hold[]>;
@@ -275,17 +355,21 @@ export interface Store {
   topUpAllowance(actorId: string, amount: bigint, note?: string, by?: string): Promise<bigint>;
   getAllowance(actorId: string): Promise<Allowance | undefined>;
   listAllowances(): Promise<Allowance[]>;
-  /** Atomic conditional decrement: never drives the balance below zero. */
+  /**
+   * Atomic conditional decrement: never drives the balance below zero. Before refusing, the
+   * actor's expired reservations are refunded.
+   */
   reserveAllowance(input: ReserveAllowanceInput): Promise<ReserveAllowanceResult>;
   /**
    * Refunds reserved − actual, or charges the excess when actual > reserved (the balance may then go
-   * negative), and records the charge. Returns the new balance, undefined when the tx is not held.
+   * negative), and records the charge; a reservation that expired (and was refunded) is charged
+   * `actual`. Returns the new balance, undefined when the tx is neither held nor expired.
    */
   settleAllowance(txId: string, actual: bigint): Promise<bigint | undefined>;
   /** Refunds the whole reservation. Returns the new balance, undefined when the tx is not held. */
   rollbackAllowance(txId: string): Promise<bigint | undefined>;
   /** Top-ups and charges, newest first. */
-  allowanceHistory(query?: { actorId?: string; limit?: number }): Promise<AllowanceLedgerEntry[]>;
+  allowanceHistory(query?: AllowanceHistoryQuery): Promise<AllowanceLedgerEntry[]>;
 
   // Gateway tokens (hashed; the value is never stored).
   /** Fails with INVALID_INPUT when an unrevoked token has the same name. */

@@ -220,6 +220,7 @@ describe.each(storeBackends())("store on $name", (backend) => {
       expect(byPurpose).toEqual({
         key: purpose,
         responses: 1200,
+        failed: 1,
         inputTokens: 9600,
         outputTokens: 19200,
         cachedTokens: 0,
@@ -250,6 +251,7 @@ describe.each(storeBackends())("store on $name", (backend) => {
       expect(row).toEqual({
         key: p,
         responses: 1,
+        failed: 0,
         inputTokens: undefined,
         outputTokens: undefined,
         cachedTokens: undefined,
@@ -371,7 +373,9 @@ describe.each(storeBackends())("store on $name", (backend) => {
         settled: 0n,
       });
 
-      expect(await store.spentByKey(a.slice(0, -4), windowStart)).toEqual([{ key: a, spent: 25n * USD }]);
+      expect(await store.spentByKey(a.slice(0, -4), windowStart)).toEqual([
+        { key: a, spent: 25n * USD, held: 10n * USD },
+      ]);
     });
 
     it("counts only entries created at or after the window start", async () => {
@@ -427,6 +431,9 @@ describe.each(storeBackends())("store on $name", (backend) => {
       }
       const expected = (start: number) =>
         entries.filter((e) => e.at >= start).reduce((sum, e) => sum + e.counts, 0n);
+      // Every third hold is left held at its reservation.
+      const held = (start: number) =>
+        entries.filter((e, i) => i % 3 === 0 && e.at >= start).reduce((sum, e) => sum + e.counts, 0n);
       const first = entries[0]?.at ?? 0;
       const starts = [...entries.map((e) => e.at), ...entries.map((e) => e.at + 1), first - 600_000];
       for (let start = first - 700_000; start <= now; start += 53_000) starts.push(start);
@@ -436,7 +443,7 @@ describe.each(storeBackends())("store on $name", (backend) => {
         );
       }
       expect(await clocked.spentByKey(key, new Date(first + 1))).toEqual([
-        { key, spent: expected(first + 1) },
+        { key, spent: expected(first + 1), held: held(first + 1) },
       ]);
     });
 

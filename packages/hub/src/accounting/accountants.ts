@@ -48,22 +48,40 @@ export function windowStart(window: Window, now: Date): Date {
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
 }
 
+/** When a calendar window's spending starts counting from zero again; undefined for rolling windows. */
+export function windowEnd(window: Window, now: Date): Date | undefined {
+  if (ROLLING[window] !== undefined) return undefined;
+  const start = windowStart(window, now);
+  if (window === "calendar-day") return new Date(start.getTime() + 24 * HOUR);
+  if (window === "calendar-week") return new Date(start.getTime() + 7 * 24 * HOUR);
+  return new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
+}
+
 /** When the window's spending starts counting from zero again; rolling windows free up gradually. */
 export function windowReset(window: Window, now: Date): string {
-  if (ROLLING[window] !== undefined) return `spending leaves this ${window.slice(8)} window as it ages`;
-  const start = windowStart(window, now);
-  const next =
-    window === "calendar-day"
-      ? new Date(start.getTime() + 24 * HOUR)
-      : window === "calendar-week"
-        ? new Date(start.getTime() + 7 * 24 * HOUR)
-        : new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
-  return `resets at ${next.toISOString()}`;
+  const end = windowEnd(window, now);
+  return end === undefined
+    ? `spending leaves this ${window.slice(8)} window as it ages`
+    : `resets at ${end.toISOString()}`;
 }
+
+/** The actor id recorded for prompts without an actor, in actor-scoped limits. */
+const ANONYMOUS = "anonymous";
 
 /** The ledger key of a limit: one per limit, and per actor for actor-scoped limits. */
 export function limitKey(name: string, limit: LimitConfig, actor: Actor | undefined): string {
-  return limit.scope === "actor" ? `limit:${name}:actor:${actor?.id ?? "anonymous"}` : `limit:${name}`;
+  return limit.scope === "actor" ? `${actorKeyPrefix(name)}${actor?.id ?? ANONYMOUS}` : `limit:${name}`;
+}
+
+/** What every actor's ledger key of an actor-scoped limit starts with; the actor id follows it. */
+export function actorKeyPrefix(name: string): string {
+  return `limit:${name}:actor:`;
+}
+
+/** How long reservations hold before they expire: `accounting.hold_ttl_seconds`, else the store's default. */
+export function holdTtlMs(config: HubConfig): number | undefined {
+  const seconds = config.accounting?.hold_ttl_seconds;
+  return seconds === undefined ? undefined : seconds * 1000;
 }
 
 export function limitApplies(limit: LimitConfig, modelId: string, purpose: string | undefined): boolean {
@@ -78,7 +96,11 @@ export function limitsAccountant(
   store: () => Promise<Store>,
   clock: () => Date = () => new Date(),
 ): Accountant {
-  const limits = Object.entries(config.limits ?? {});
+  // Caps in nanocents once, not on every prompt.
+  const limits = Object.entries(config.limits ?? {}).map(
+    ([name, limit]) => [name, limit, usdToNanocents(limit.amount_usd)] as const,
+  );
+  const ttlMs = holdTtlMs(config);
   return {
     name: "limits",
     async reserve(reservation) {
@@ -87,9 +109,9 @@ export function limitsAccountant(
         limitApplies(limit, reservation.modelId, reservation.purpose),
       );
       if (applicable.length === 0) return;
-      const caps = applicable.map(([name, limit]) => ({
+      const caps = applicable.map(([name, limit, cap]) => ({
         key: limitKey(name, limit, reservation.actor),
-        cap: usdToNanocents(limit.amount_usd),
+        cap,
         windowStart: windowStart(limit.window, now),
       }));
       const result = await (await store()).reserveAgainstCaps({
@@ -99,6 +121,7 @@ export function limitsAccountant(
         actorId: reservation.actor?.id,
         purpose: reservation.purpose,
         model: reservation.modelId,
+        ttlMs,
       });
       if (result.ok) return;
       const failedIndex = caps.findIndex((cap) => cap.key === result.key);
@@ -128,9 +151,10 @@ export function limitsAccountant(
 
 /**
  * A balance per actor, topped up by an operator and spent by prompts. Prompts without an actor
- * are not charged to any allowance.
+ * are not charged to any allowance. `config` sets how long reservations hold.
  */
-export function allowanceAccountant(store: () => Promise<Store>): Accountant {
+export function allowanceAccountant(store: () => Promise<Store>, config?: HubConfig): Accountant {
+  const ttlMs = config === undefined ? undefined : holdTtlMs(config);
   return {
     name: "allowance",
     async reserve(reservation) {
@@ -142,6 +166,7 @@ export function allowanceAccountant(store: () => Promise<Store>): Accountant {
         amount: reservation.amount,
         purpose: reservation.purpose,
         model: reservation.modelId,
+        ttlMs,
       });
       if (result.ok) return;
       const balance = result.balance === undefined ? "no allowance" : `${formatUsd(result.balance)} left`;

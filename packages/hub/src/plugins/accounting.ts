@@ -176,7 +176,7 @@ export function budgetsPlugin(): SwitchboardPlugin {
     registerAccountants({ config, store }) {
       const accountants: Accountant[] = [];
       if (Object.keys(config.limits ?? {}).length > 0) accountants.push(limitsAccountant(config, store));
-      if (config.allowance?.enabled) accountants.push(allowanceAccountant(store));
+      if (config.allowance?.enabled) accountants.push(allowanceAccountant(store, config));
       return accountants;
     },
   };

@@ -1,54 +1,145 @@
 /**
- * The usage log as a plugin: one row per response (each step of a chain), written in batches off
- * the hot path and flushed on shutdown, so no row is lost.
+ * The usage log as a plugin: one row per response (each step of a chain), every text in it
+ * scrubbed of secrets, written in batches off the hot path. No row is lost: while rows wait, an
+ * exit guard watches the process (see below), and a write that finally fails makes `flush()` and
+ * `close()` reject, saying how many rows were not written.
  */
-import { describeError, type ModelResponse } from "@switchboard/core";
-import type { Store, UsageRecordInput } from "@switchboard/store";
+import { writeSync } from "node:fs";
+import {
+  describeError,
+  isSwitchboardError,
+  type ModelResponse,
+  SwitchboardError,
+  scrubSecrets,
+} from "@switchboard/core";
+import type { ExitStorage, Store, UsageRecordInput, UsageStatus } from "@switchboard/store";
+import { insertUsageBeforeExit } from "@switchboard/store/exit-writer";
 import type { PriceBook } from "../accounting/pricing.ts";
 import type { HubConfig } from "../config.ts";
 import type { PromptContextArgs, SwitchboardPlugin } from "../hooks.ts";
 
 const DAY_MS = 24 * 3_600_000;
+/** How long a signal waits for rows to reach an asynchronous store before the process ends. */
+const FLUSH_BEFORE_EXIT_MS = 10_000;
+
+function rowsText(count: number): string {
+  return count === 1 ? "1 usage row was" : `${count} usage rows were`;
+}
 
 /** Collects rows and writes them in one statement per batch; at most one write in flight. */
 export class UsageWriter {
   readonly #store: () => Promise<Store>;
+  /** Where the storage is, for a write at exit before it was ever opened. */
+  readonly #exitStorage: (() => ExitStorage | undefined) | undefined;
   readonly #maxBatch: number;
   readonly #flushIntervalMs: number;
   readonly #retentionDays: number | undefined;
   #queue: UsageRecordInput[] = [];
+  /** Handed to the store, not yet confirmed written: written again at exit (stored ids are skipped). */
+  #inflight: readonly UsageRecordInput[] = [];
+  /** The store once open, for the synchronous write at exit. */
+  #opened: Store | undefined;
+  #opening: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
   #pruned = false;
-  #failing = false;
-  #exitHook: (() => void) | undefined;
+  /** Why the last write failed, while rows wait for a retry. */
+  #failure: unknown;
 
   constructor(
     store: () => Promise<Store>,
-    options: { maxBatch?: number; flushIntervalMs?: number; retentionDays?: number | undefined } = {},
+    options: {
+      maxBatch?: number;
+      flushIntervalMs?: number;
+      retentionDays?: number | undefined;
+      exitStorage?: (() => ExitStorage | undefined) | undefined;
+    } = {},
   ) {
     this.#store = store;
+    this.#exitStorage = options.exitStorage;
     this.#maxBatch = options.maxBatch ?? 500;
     this.#flushIntervalMs = options.flushIntervalMs ?? 100;
     this.#retentionDays = options.retentionDays;
   }
 
+  /** Rows not yet stored: queued, or handed to the store and not confirmed. */
+  get pending(): number {
+    return this.#queue.length + this.#inflight.length;
+  }
+
   add(row: UsageRecordInput): void {
     this.#queue.push(row);
-    if (!this.#exitHook) {
-      // A process that ends without closing the hub still writes what it logged.
-      this.#exitHook = () => void this.flush();
-      process.once("beforeExit", this.#exitHook);
-    }
-    if (this.#queue.length >= this.#maxBatch) void this.flush();
+    exitGuard.watch(this);
+    // Opened now, so that an exit right after the first prompts still finds the store.
+    this.#opening ??= this.#store().then(
+      (store) => {
+        this.#opened = store;
+      },
+      () => {
+        this.#opening = undefined;
+      },
+    );
+    if (this.#queue.length >= this.#maxBatch) this.#flushInBackground();
     else if (!this.#timer) {
-      this.#timer = setTimeout(() => void this.flush(), this.#flushIntervalMs);
+      this.#timer = setTimeout(() => this.#flushInBackground(), this.#flushIntervalMs);
       this.#timer.unref();
     }
   }
 
-  /** Writes everything queued so far; resolves when it is stored. */
-  flush(): Promise<void> {
+  /** Writes everything queued so far; rejects with STORAGE_ERROR when rows could not be written (they stay queued). */
+  async flush(): Promise<void> {
+    await this.#flushQueued();
+    if (this.#queue.length > 0) throw this.#unwritten("They stay queued and are written at the next flush.");
+  }
+
+  /** Flushes and stops watching the process; rejects, naming how many rows are lost, when the write failed. */
+  async close(): Promise<void> {
+    try {
+      await this.#flushQueued();
+      if (this.#queue.length > 0) throw this.#unwritten("Retry when the storage is writable again.");
+    } finally {
+      exitGuard.forget(this);
+    }
+  }
+
+  /**
+   * At process exit: writes every pending row before returning — in this thread on SQLite, else
+   * through a short-lived child process (PostgreSQL, or storage not opened yet). Returns how many
+   * rows could not be written.
+   */
+  writeAtExit(): number {
+    const rows = [...this.#inflight, ...this.#queue];
+    if (rows.length === 0) return 0;
+    try {
+      if (this.#opened) this.#opened.insertUsageSync(rows);
+      else {
+        const storage = this.#exitStorage?.();
+        if (storage === undefined) return rows.length;
+        insertUsageBeforeExit(storage, rows);
+      }
+    } catch {
+      return rows.length;
+    }
+    this.#queue = [];
+    this.#inflight = [];
+    return 0;
+  }
+
+  /** Whether the open store writes synchronously in this thread (SQLite), so a signal need not await anything. */
+  get writesInThread(): boolean {
+    return this.#opened?.kind === "sqlite";
+  }
+
+  /** Whether the last write failed (rows wait for a retry). */
+  get failing(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  #flushInBackground(): void {
+    this.#flushQueued().catch(() => {});
+  }
+
+  #flushQueued(): Promise<void> {
     if (this.#timer) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -57,36 +148,159 @@ export class UsageWriter {
     return this.#writing;
   }
 
-  async close(): Promise<void> {
-    await this.flush();
-    if (this.#exitHook) process.removeListener("beforeExit", this.#exitHook);
-    this.#exitHook = undefined;
+  #unwritten(outcome: string): SwitchboardError {
+    const cause = this.#failure;
+    return new SwitchboardError(
+      "STORAGE_ERROR",
+      `${rowsText(this.#queue.length)} not written: ${scrubSecrets(describeError(cause)).replace(/\.$/, "")}. ${outcome}`,
+      { unwrittenRows: this.#queue.length },
+      { cause },
+    );
   }
 
   async #writeQueued(): Promise<void> {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.#maxBatch);
+      this.#inflight = batch;
       try {
         const store = await this.#store();
+        this.#opened = store;
         await store.insertUsage(batch);
-        this.#failing = false;
+        this.#inflight = [];
+        this.#failure = undefined;
         if (!this.#pruned && this.#retentionDays !== undefined) {
           this.#pruned = true;
           await store.pruneUsage(new Date(Date.now() - this.#retentionDays * DAY_MS));
         }
       } catch (error) {
         // Keep the rows for the next flush rather than dropping them; warn once per failing streak.
+        this.#inflight = [];
         this.#queue.unshift(...batch);
-        if (!this.#failing) {
+        if (this.#failure === undefined) {
           process.emitWarning(
-            `Usage log write failed; ${this.#queue.length} rows kept for retry: ${describeError(error)}`,
+            `Usage log write failed; ${this.#queue.length} rows kept for retry: ${scrubSecrets(describeError(error))}`,
           );
         }
-        this.#failing = true;
+        this.#failure = error;
         return;
       }
     }
+    exitGuard.settled(this);
   }
+}
+
+/**
+ * Watches the process while any writer has rows waiting, so they are stored however it ends:
+ * - `process.exit()` and uncaught exceptions: the `exit` event writes them before the process
+ *   ends (in-thread on SQLite; through a short-lived child process for PostgreSQL or storage not
+ *   opened yet), leaving Node's own exit and crash behaviour untouched;
+ * - SIGTERM and SIGINT: written (in-thread, or awaited on an asynchronous store, bounded, then by
+ *   the child process), then the signal is raised again, so the process ends as it would have —
+ *   unless the application listens to that signal itself, which then decides;
+ * - an emptied event loop (`beforeExit`): flushed.
+ * With nothing waiting, no listener is installed. Only SIGKILL (or a write that fails) loses rows,
+ * and a write that fails says how many on stderr.
+ */
+class ExitGuard {
+  readonly #writers = new Set<UsageWriter>();
+  #installed = false;
+  #exiting = false;
+
+  watch(writer: UsageWriter): void {
+    if (this.#writers.has(writer)) return;
+    this.#writers.add(writer);
+    if (!this.#installed) this.#install();
+  }
+
+  /** A writer stored everything it had. */
+  settled(writer: UsageWriter): void {
+    if (writer.pending > 0) return;
+    this.forget(writer);
+  }
+
+  forget(writer: UsageWriter): void {
+    this.#writers.delete(writer);
+    if (this.#writers.size === 0 && !this.#exiting) this.#uninstall();
+  }
+
+  readonly #onExit = (): void => {
+    let lost = 0;
+    for (const writer of this.#writers) lost += writer.writeAtExit();
+    if (lost > 0) reportLost(lost, "the storage could not be written before the process exited");
+  };
+
+  /** One more try for a writer whose last write failed happens at `exit`: no retry loop here. */
+  readonly #onBeforeExit = (): void => {
+    for (const writer of this.#writers) if (!writer.failing) writer.flush().catch(() => {});
+  };
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    this.#exiting = true;
+    void this.#saveAll().finally(() => {
+      this.#exiting = false;
+      // Our listener is the only one: end the process the way the signal would have.
+      if (process.listenerCount(signal) === 1) {
+        this.#uninstall();
+        process.kill(process.pid, signal);
+      } else if (this.#writers.size === 0) this.#uninstall();
+    });
+  };
+
+  /** In-thread where the store allows; else awaited (bounded), then whatever is left synchronously. */
+  async #saveAll(): Promise<void> {
+    const waiting: Promise<void>[] = [];
+    for (const writer of this.#writers) {
+      if (writer.writesInThread) writer.writeAtExit();
+      else waiting.push(writer.flush().catch(() => {}));
+    }
+    if (waiting.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(waiting),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, FLUSH_BEFORE_EXIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    let lost = 0;
+    for (const writer of this.#writers) lost += writer.writeAtExit();
+    if (lost > 0) reportLost(lost, "the storage could not be written before the process ended");
+  }
+
+  #install(): void {
+    this.#installed = true;
+    process.on("exit", this.#onExit);
+    process.on("beforeExit", this.#onBeforeExit);
+    process.on("SIGTERM", this.#onSignal);
+    process.on("SIGINT", this.#onSignal);
+  }
+
+  #uninstall(): void {
+    if (!this.#installed) return;
+    this.#installed = false;
+    process.off("exit", this.#onExit);
+    process.off("beforeExit", this.#onBeforeExit);
+    process.off("SIGTERM", this.#onSignal);
+    process.off("SIGINT", this.#onSignal);
+  }
+}
+
+/** At the very end of a process only a synchronous write to stderr is sure to appear. */
+function reportLost(count: number, why: string): void {
+  writeSync(2, `Switchboard: ${rowsText(count)} lost: ${why}.\n`);
+}
+
+const exitGuard = new ExitGuard();
+
+function usageStatus(response: ModelResponse): UsageStatus {
+  if (response.status !== "failed") return "ok";
+  return isSwitchboardError(response.error, "ABORTED") ? "aborted" : "error";
+}
+
+/** Every text field passes the one secret scrubber before the row is queued. */
+function scrubbed(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : scrubSecrets(text);
 }
 
 export function usageRecord(
@@ -97,6 +311,7 @@ export function usageRecord(
 ): UsageRecordInput {
   const usage = response.usageSoFar;
   const answeredBy = response.answeredBy ?? response.modelId;
+  const status = usageStatus(response);
   const record: UsageRecordInput = {
     id: response.id,
     createdAt: response.startedAt ?? Date.now(),
@@ -112,17 +327,19 @@ export function usageRecord(
     chainId: response.chainId,
     groupId: args.group?.id,
     conversationId: response.conversationId,
-    status: response.status === "failed" ? "error" : "ok",
-    error: response.status === "failed" ? describeError(response.error) : undefined,
+    status,
+    error: status === "ok" ? undefined : scrubSecrets(describeError(response.error)),
   };
   if (logPrompts) {
-    record.prompt = response.input.prompt;
-    record.system = response.input.system;
-    record.response = response.textSoFar;
+    record.prompt = scrubbed(response.input.prompt);
+    record.system = scrubbed(response.input.system);
+    record.response = scrubbed(response.textSoFar);
     record.toolCalls =
-      response.toolCallsSoFar.length > 0 ? JSON.stringify(response.toolCallsSoFar) : undefined;
+      response.toolCallsSoFar.length > 0 ? scrubbed(JSON.stringify(response.toolCallsSoFar)) : undefined;
     record.toolResults =
-      response.input.toolResults.length > 0 ? JSON.stringify(response.input.toolResults) : undefined;
+      response.input.toolResults.length > 0
+        ? scrubbed(JSON.stringify(response.input.toolResults))
+        : undefined;
   }
   return record;
 }
@@ -131,12 +348,17 @@ export function usageLogPlugin(options: {
   config: HubConfig;
   prices: PriceBook;
   store: () => Promise<Store>;
+  /** Where the storage is (undefined for a Store object handed in), for rows written at exit before it opened. */
+  storage?: () => ExitStorage | undefined;
 }): SwitchboardPlugin & {
   writer: UsageWriter;
 } {
   const settings = options.config.usage;
   const logPrompts = settings?.log_prompts ?? false;
-  const writer = new UsageWriter(options.store, { retentionDays: settings?.retention_days });
+  const writer = new UsageWriter(options.store, {
+    retentionDays: settings?.retention_days,
+    exitStorage: options.storage,
+  });
   return {
     name: "usage-log",
     writer,
