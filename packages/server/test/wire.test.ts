@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { toProblem } from "../src/errors.ts";
 import { AnthropicEventEncoder, anthropicMessage, parseAnthropicRequest } from "../src/gateway/anthropic.ts";
 import { OpenAIChunkEncoder, openaiCompletion, parseOpenAIRequest } from "../src/gateway/openai.ts";
+import { parseSse } from "./helpers.ts";
 
 function invalidInput(run: () => unknown): { message: string; param: unknown } {
   try {
@@ -15,19 +16,6 @@ function invalidInput(run: () => unknown): { message: string; param: unknown } {
     throw error;
   }
   throw new Error("expected INVALID_INPUT");
-}
-
-/** Splits server-sent events into `{event, data}` records. */
-function sse(text: string): { event: string | undefined; data: string }[] {
-  return text
-    .split("\n\n")
-    .filter((block) => block.trim() !== "")
-    .map((block) => {
-      const lines = block.split("\n");
-      const event = lines.find((line) => line.startsWith("event: "))?.slice(7);
-      const data = lines.find((line) => line.startsWith("data: "))?.slice(6) ?? "";
-      return { event, data };
-    });
 }
 
 describe("OpenAI request → chat request", () => {
@@ -236,7 +224,7 @@ describe("OpenAI answers", () => {
       encoder.text("lo") +
       encoder.toolCall({ id: "call_1", name: "f", arguments: { a: 1 } }) +
       encoder.finish("tool-calls", { input: 2, output: 3 });
-    const events = sse(text);
+    const events = parseSse(text);
     expect(events.at(-1)?.data).toBe("[DONE]");
     const chunks = events.slice(0, -1).map((event) => JSON.parse(event.data));
     for (const chunk of chunks) {
@@ -268,7 +256,7 @@ describe("OpenAI answers", () => {
 
   it("leaves the usage chunk (and usage: null) out unless asked for", () => {
     const encoder = new OpenAIChunkEncoder({ id: "c", created: 1, model: "m" }, false);
-    const events = sse(encoder.text("x") + encoder.finish("stop", { input: 1, output: 1 }));
+    const events = parseSse(encoder.text("x") + encoder.finish("stop", { input: 1, output: 1 }));
     expect(events.map((event) => event.data.startsWith("{"))).toEqual([true, true, false]);
     expect(JSON.parse(events[0]?.data ?? "")).not.toHaveProperty("usage");
     expect(JSON.parse(events[1]?.data ?? "").choices[0].finish_reason).toBe("stop");
@@ -280,7 +268,7 @@ describe("OpenAI answers", () => {
       toProblem(new SwitchboardError("STREAM_INTERRUPTED", "The upstream stream was cut.")),
     );
     expect(out).not.toContain("[DONE]");
-    const [event] = sse(out);
+    const [event] = parseSse(out);
     expect(JSON.parse(event?.data ?? "")).toEqual({
       error: {
         message: "The upstream stream was cut.",
@@ -418,7 +406,7 @@ describe("Anthropic answers", () => {
       encoder.text("lo") +
       encoder.toolCall({ id: "toolu_1", name: "f", arguments: { a: 1 } }) +
       encoder.finish("tool-calls", { input: 3, output: 4 });
-    const events = sse(out);
+    const events = parseSse(out);
     for (const event of events) expect(JSON.parse(event.data).type).toBe(event.event);
     expect(events.map((event) => event.event)).toEqual([
       "message_start",
@@ -454,7 +442,7 @@ describe("Anthropic answers", () => {
     const out =
       encoder.text("partial") +
       encoder.error(toProblem(new SwitchboardError("STREAM_INTERRUPTED", "The upstream stream was cut.")));
-    const events = sse(out);
+    const events = parseSse(out);
     expect(events.map((event) => event.event)).not.toContain("message_stop");
     expect(events.at(-1)).toEqual({
       event: "error",

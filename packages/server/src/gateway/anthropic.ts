@@ -4,7 +4,14 @@
  */
 import type { FinishReason, ToolCall, ToolDefinition, Usage } from "@switchboard/core";
 import { type HttpProblem, wireErrorObject } from "../errors.ts";
-import type { ChatAttachment, ChatRequest, ChatToolResult, ChatTurn, ToolChoice } from "./chat.ts";
+import type {
+  ChatAttachment,
+  ChatRequest,
+  ChatToolResult,
+  ChatTurn,
+  StreamEncoder,
+  ToolChoice,
+} from "./chat.ts";
 import {
   attachmentFromUrl,
   base64Attachment,
@@ -312,7 +319,7 @@ function event(type: string, data: Record<string, unknown>): string {
  * Encodes one streamed message as Anthropic's named events. Every event has an `event:` line
  * (the SDK drops those without); usage in `message_delta` is cumulative.
  */
-export class AnthropicEventEncoder {
+export class AnthropicEventEncoder implements StreamEncoder {
   readonly #meta: MessageMeta;
   #started = false;
   /** Index of the open content block, or -1. */

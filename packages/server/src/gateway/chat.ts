@@ -3,6 +3,7 @@
  * into a `ChatRequest` and re-emits `ChatPart`s in its own format; only `execute.ts` talks to the hub.
  */
 import type { FinishReason, JsonSchema, ToolCall, ToolDefinition, Usage } from "@switchboard/core";
+import type { HttpProblem } from "../errors.ts";
 
 /** An attachment as a client sent it: inline bytes or a URL, never a server path. */
 export type ChatAttachment = { content: Uint8Array; type: string } | { url: string; type?: string };
@@ -48,3 +49,13 @@ export type ChatPart =
   | { type: "text"; text: string }
   | { type: "tool-call"; toolCall: ToolCall }
   | { type: "finish"; reason: FinishReason; usage: Usage };
+
+/** Writes one streamed answer in one wire's server-sent events. */
+export interface StreamEncoder {
+  text(text: string): string;
+  toolCall(call: ToolCall): string;
+  /** The closing events: finish (and usage) and the wire's terminal event. */
+  finish(reason: FinishReason, usage: Usage): string;
+  /** A failure after the stream began: the wire's error event, and nothing after it. */
+  error(problem: HttpProblem): string;
+}

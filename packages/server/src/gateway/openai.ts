@@ -4,7 +4,14 @@
  */
 import type { FinishReason, ToolCall, ToolDefinition, Usage } from "@switchboard/core";
 import { type HttpProblem, wireErrorObject } from "../errors.ts";
-import type { ChatAttachment, ChatRequest, ChatToolResult, ChatTurn, ToolChoice } from "./chat.ts";
+import type {
+  ChatAttachment,
+  ChatRequest,
+  ChatToolResult,
+  ChatTurn,
+  StreamEncoder,
+  ToolChoice,
+} from "./chat.ts";
 import {
   attachmentFromUrl,
   invalid,
@@ -349,7 +356,7 @@ export function openaiCompletion(
  * `type: "function"` on each tool call's first (here: only) fragment, a finish chunk, the usage
  * chunk only when asked for, then `[DONE]`.
  */
-export class OpenAIChunkEncoder {
+export class OpenAIChunkEncoder implements StreamEncoder {
   /** The opening shared by every chunk: id, object, created and model, serialised once. */
   readonly #head: string;
   readonly #prefix: string;

@@ -14,7 +14,7 @@ import { gatewayAuth } from "../middleware/auth.ts";
 import { reportUnexpected } from "../middleware/errors.ts";
 import { jsonBody } from "../middleware/json-body.ts";
 import { AnthropicEventEncoder, anthropicMessage, parseAnthropicRequest } from "./anthropic.ts";
-import type { ChatPart, ChatRequest } from "./chat.ts";
+import type { ChatPart, ChatRequest, StreamEncoder } from "./chat.ts";
 import {
   answeringModel,
   answerParts,
@@ -55,38 +55,15 @@ interface Answer {
   usage: Usage;
 }
 
-/** Encodes parts for one streamed answer in one wire. */
-interface StreamEncoder {
-  part(part: ChatPart): string;
-  error(problem: ReturnType<typeof toProblem>): string;
+function streamEncoder(wire: Wire, id: string, model: string, request: ChatRequest): StreamEncoder {
+  if (wire === "anthropic") return new AnthropicEventEncoder({ id, model });
+  return new OpenAIChunkEncoder({ id, created: Math.floor(Date.now() / 1000), model }, request.includeUsage);
 }
 
-function streamEncoder(wire: Wire, id: string, model: string, request: ChatRequest): StreamEncoder {
-  if (wire === "anthropic") {
-    const encoder = new AnthropicEventEncoder({ id, model });
-    return {
-      part: (part) =>
-        part.type === "text"
-          ? encoder.text(part.text)
-          : part.type === "tool-call"
-            ? encoder.toolCall(part.toolCall)
-            : encoder.finish(part.reason, part.usage),
-      error: (problem) => encoder.error(problem),
-    };
-  }
-  const encoder = new OpenAIChunkEncoder(
-    { id, created: Math.floor(Date.now() / 1000), model },
-    request.includeUsage,
-  );
-  return {
-    part: (part) =>
-      part.type === "text"
-        ? encoder.text(part.text)
-        : part.type === "tool-call"
-          ? encoder.toolCall(part.toolCall)
-          : encoder.finish(part.reason, part.usage),
-    error: (problem) => encoder.error(problem),
-  };
+function encodePart(encoder: StreamEncoder, part: ChatPart): string {
+  if (part.type === "text") return encoder.text(part.text);
+  if (part.type === "tool-call") return encoder.toolCall(part.toolCall);
+  return encoder.finish(part.reason, part.usage);
 }
 
 export function gatewayRoutes(options: GatewayOptions): Hono<AppEnv> {
@@ -200,7 +177,7 @@ export function gatewayRoutes(options: GatewayOptions): Hono<AppEnv> {
             close(controller, 200);
             return;
           }
-          controller.enqueue(bytes.encode(encoder.part(result.value)));
+          controller.enqueue(bytes.encode(encodePart(encoder, result.value)));
         } catch (error) {
           // Mid-stream failure: an explicit error event, never a clean end the SDKs would take for success.
           reportUnexpected(c, error);
