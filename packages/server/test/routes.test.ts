@@ -53,8 +53,8 @@ describe("authentication", () => {
     expect(revoked.status).toBe(401);
     expect(((await revoked.json()) as { error: { message: string } }).error.message).toMatch(/revoked/);
 
-    const expiringToken = await gateway.token("brief", { expiresAt: new Date(Date.now() + 50) });
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    const expiringToken = await gateway.token("brief", { expiresAt: new Date(Date.now() + 500) });
+    await new Promise((resolve) => setTimeout(resolve, 600));
     const expired = await chat(body, expiringToken);
     expect(expired.status).toBe(401);
     expect(((await expired.json()) as { error: { message: string } }).error.message).toMatch(/expired/);

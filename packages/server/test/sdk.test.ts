@@ -337,7 +337,9 @@ describe("the openai SDK", () => {
       row = rows.find((candidate) => candidate.modelAnswered === "slow-model");
       if (!row) await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    expect(row).toMatchObject({ actorId: "sdk-app", response: "word1 " });
+    expect(row?.actorId).toBe("sdk-app");
+    // The gateway may have received a word or two more than the client read before it hung up.
+    expect(row?.response).toMatch(/^word1 /);
     // What was delivered is paid for: the limit holds a charge, not a rollback.
     const spent = await (await gateway.hub.store()).spentInWindow(
       "limit:slow-cap",
