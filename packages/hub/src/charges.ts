@@ -11,12 +11,22 @@ const CHARACTERS_PER_TOKEN = 3;
 /** The per-message overhead providers add around a prompt. */
 const PROMPT_OVERHEAD_TOKENS = 16;
 
-/** A rough upper bound of a prompt's input tokens: its text, system prompt and tool results. */
+/**
+ * A rough upper bound of a prompt's input tokens: its text, system prompt, tool results and the
+ * history a stateless caller sent with it (a gateway request replays the whole conversation).
+ */
 export function estimateInputTokens(input: PromptInput): number {
-  const characters =
+  let characters =
     input.prompt.length +
     (input.system?.length ?? 0) +
     input.toolResults.reduce((total, result) => total + result.output.length, 0);
+  for (const message of input.history ?? []) {
+    if (message.role === "tool") characters += message.output.length;
+    else characters += message.content.length;
+    if (message.role === "assistant")
+      for (const call of message.toolCalls ?? [])
+        characters += call.name.length + JSON.stringify(call.arguments).length;
+  }
   return Math.ceil(characters / CHARACTERS_PER_TOKEN) + PROMPT_OVERHEAD_TOKENS;
 }
 

@@ -84,6 +84,9 @@ describe.each(storeBackends())("what was delivered is paid for, on $name", (back
       expect(await store.listHolds({ key: "limit:one" })).toMatchObject([
         { status: "settled", settled: charged },
       ]);
+      // The usage row shows the same charge as the hold, not a free failure.
+      await hub.flush();
+      expect(await store.listUsage()).toMatchObject([{ status: "error", costNanocents: charged }]);
       // The $0.025 delivered leaves less than the next prompt's $0.10 reservation.
       for (let attempt = 0; attempt < 3; attempt++) {
         const refused = await failure(model.prompt("hi").text());

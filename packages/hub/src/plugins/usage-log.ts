@@ -15,6 +15,7 @@ import {
 import type { ExitStorage, Store, UsageRecordInput, UsageStatus } from "@switchboard/store";
 import { insertUsageBeforeExit } from "@switchboard/store/exit-writer";
 import type { PriceBook } from "../accounting/pricing.ts";
+import { chargedCost } from "../charges.ts";
 import type { HubConfig } from "../config.ts";
 import type { PromptContextArgs, SwitchboardPlugin } from "../hooks.ts";
 
@@ -322,7 +323,8 @@ export function usageRecord(
     inputTokens: usage.input,
     outputTokens: usage.output,
     cachedTokens: usage.cachedInput,
-    costNanocents: prices.cost(answeredBy, usage),
+    // The row shows what the response was charged: delivered output is paid for even when it failed.
+    costNanocents: chargedCost(response, prices),
     durationMs: response.durationMs === undefined ? undefined : Math.round(response.durationMs),
     chainId: response.chainId,
     groupId: args.group?.id,
