@@ -8,6 +8,7 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import Anthropic from "@anthropic-ai/sdk";
 import { type FakeServer, startFakeAnthropic, startFakeOpenAI } from "@switchboard/core/testing";
 import type { HubConfigInput } from "@switchboard/hub";
+import type { UsageRecord } from "@switchboard/store";
 import { generateText, jsonSchema, streamText, tool } from "ai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -331,7 +332,7 @@ describe("the openai SDK", () => {
     await slowUpstream.disconnected;
     // The usage row records what was delivered, as an aborted response.
     await gateway.hub.flush();
-    let row: { status: string; actorId: string | undefined } | undefined;
+    let row: UsageRecord | undefined;
     for (let attempt = 0; attempt < 50 && !row; attempt++) {
       const rows = await (await gateway.hub.store()).listUsage({ limit: 20 });
       row = rows.find((candidate) => candidate.modelAnswered === "slow-model");
@@ -346,6 +347,7 @@ describe("the openai SDK", () => {
       new Date(Date.now() - 60_000),
     );
     expect(spent).toBeGreaterThan(0n);
+    expect(row?.costNanocents).toBe(spent);
     expect(row?.status).toBe("aborted");
   });
 });
