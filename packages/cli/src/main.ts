@@ -42,7 +42,17 @@ const COMMAND_GROUPS: readonly CommandGroup[] = [
     register: async (program, context) =>
       (await import("./data-commands.ts")).registerDataCommands(program, context.io),
   },
-  // Later: the server's `serve`, `tokens`, `login-link`.
+  {
+    commands: ["serve"],
+    register: async (program, context) =>
+      (await import("./commands/serve.ts")).registerServeCommands(program, context),
+  },
+  {
+    commands: ["tokens"],
+    register: async (program, context) =>
+      (await import("./commands/tokens.ts")).registerTokenCommands(program, context),
+  },
+  // Later: the admin UI's `login-link`.
 ];
 
 /** The command word of a command line: the first word that is neither an option nor `--config`'s value. */

@@ -36,6 +36,7 @@ import { usageLogPlugin } from "./plugins/usage-log.ts";
 import { Reports } from "./reports.ts";
 import { defaultModelFor, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
+import { Tokens } from "./tokens.ts";
 import type {
   Actor,
   GroupInfo,
@@ -96,6 +97,8 @@ type HookRunner<K extends keyof HookSpecs> = { plugin: SwitchboardPlugin; hook: 
 export class Hub {
   readonly config: HubConfig;
   readonly secrets: Secrets;
+  /** Gateway tokens (`switchboard tokens`, `switchboard serve`), kept hashed in the store. */
+  readonly tokens: Tokens;
   /** Shipped prices with the config's overrides. */
   readonly prices: PriceBook;
   /** Read models: limits, usage summaries, the log, allowances. */
@@ -144,6 +147,7 @@ export class Hub {
       registered: () => this.#registeredSecrets(),
       ...(options.secretsCacheTtlMs === undefined ? {} : { cacheTtlMs: options.secretsCacheTtlMs }),
     });
+    this.tokens = new Tokens(() => this.store());
     this.#descriptions = describeModels(registry);
     this.#descriptionsById = new Map(this.#descriptions.map((description) => [description.id, description]));
     this.#keys = new KeyResolver({
