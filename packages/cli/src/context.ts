@@ -12,8 +12,11 @@ export class CliError extends Error {}
 
 export interface CliContext {
   readonly io: CliIO;
-  /** The hub for the command's global options (`--config`); opened once, closed when the command ends. */
-  hub(command: Command): Promise<Hub>;
+  /**
+   * The hub for the command's global options (`--config`); opened once, closed when the command
+   * ends. A long-running command (`serve`) asks for the SQLite usage writer thread.
+   */
+  hub(command: Command, options?: { longRunning?: boolean }): Promise<Hub>;
 }
 
 export interface GlobalOptions {
@@ -25,7 +28,7 @@ export function createContext(io: CliIO): CliContext & { closeHub(): Promise<voi
   let opening: Promise<Hub> | undefined;
   return {
     io,
-    hub(command) {
+    hub(command, options = {}) {
       opening ??= (async () => {
         const { openHub } = await import("@switchboard/hub");
         const { config } = command.optsWithGlobals<GlobalOptions>();
@@ -33,7 +36,7 @@ export function createContext(io: CliIO): CliContext & { closeHub(): Promise<voi
           ...(config ? { configPath: config } : {}),
           env: io.env,
           // One command writes a few rows at most: a writer thread would cost more than it saves.
-          storeOptions: { usageWriterThread: false },
+          storeOptions: { usageWriterThread: options.longRunning === true },
         });
       })();
       return opening;

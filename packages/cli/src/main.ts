@@ -38,14 +38,25 @@ const COMMAND_GROUPS: readonly CommandGroup[] = [
       (await import("./commands/accounting.ts")).registerAccountingCommands(program, context),
   },
   {
+    commands: ["enrich", "jobs", "extract", "ask"],
+    register: async (program, context) =>
+      (await import("./data-commands.ts")).registerDataCommands(program, context.io),
+  },
+  {
+    commands: ["serve"],
+    register: async (program, context) =>
+      (await import("./commands/serve.ts")).registerServeCommands(program, context),
+  },
+  {
+    commands: ["tokens"],
+    register: async (program, context) =>
+      (await import("./commands/tokens.ts")).registerTokenCommands(program, context),
+  },
+  {
     commands: ["login-link"],
     register: async (program, context) =>
       (await import("./commands/login-link.ts")).registerLoginLinkCommand(program, context),
   },
-  // Later groups, each imported only when one of its commands runs:
-  // - the server: `serve`, `tokens`;
-  // - the data tools: `enrich`, `jobs`, `extract`, `ask`, registered by `registerDataCommands(program)`
-  //   from ./data-commands.ts: `register: async (program) => (await import("./data-commands.ts")).registerDataCommands(program)`.
 ];
 
 /** The command word of a command line: the first word that is neither an option nor `--config`'s value. */

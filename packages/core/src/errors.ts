@@ -37,6 +37,10 @@ export const ERROR_HTTP_STATUS = {
   STORAGE_ERROR: 500,
   NOT_FOUND: 404,
   INVALID_INPUT: 400,
+  /** A request to the gateway without valid credentials (no, wrong, revoked or expired token). */
+  UNAUTHENTICATED: 401,
+  /** A request body over the server's configured size. */
+  REQUEST_TOO_LARGE: 413,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_HTTP_STATUS;

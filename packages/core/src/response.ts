@@ -138,7 +138,10 @@ export class ModelResponse implements AsyncIterable<string> {
   get error(): unknown {
     return this.#error;
   }
-  /** The model id that produced this response (differs from `modelId` after a fallback). */
+  /**
+   * The model id that produced this response (differs from `modelId` after a fallback); set from
+   * its first output on.
+   */
   get answeredBy(): string | undefined {
     return this.#answeredBy;
   }
@@ -359,6 +362,8 @@ export class ModelResponse implements AsyncIterable<string> {
         for await (const part of model.definition.execute(request)) {
           if (this.#accept(part) && !produced) {
             produced = true;
+            // Known from the first output, so a stream can name its model before it ends.
+            this.#answeredBy = model.id;
             clearTimeout(firstChunkTimer);
           }
         }

@@ -110,6 +110,18 @@ export const configSchema = z.strictObject({
     .optional(),
   limits: z.record(z.string(), limitSchema).optional(),
   allowance: z.strictObject({ enabled: z.boolean().default(true) }).optional(),
+  /** `switchboard serve`: the HTTP server and gateway. */
+  server: z
+    .strictObject({
+      max_body_bytes: z
+        .number()
+        .int()
+        .positive()
+        .default(10 * 1024 * 1024),
+      allow_url_attachments: z.boolean().default(false),
+      drop_unsupported_options: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 export type HubConfig = z.output<typeof configSchema>;

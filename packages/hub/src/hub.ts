@@ -42,6 +42,7 @@ import { describePurposes, type PurposeDetail } from "./purpose-details.ts";
 import { Reports } from "./reports.ts";
 import { defaultModelFor, sortModels } from "./routing.ts";
 import { Secrets } from "./secrets.ts";
+import { Tokens } from "./tokens.ts";
 import type {
   Actor,
   GroupInfo,
@@ -111,6 +112,8 @@ export class Hub {
   readonly permissions: Permissions;
   /** One-time login links and admin sessions. */
   readonly logins: Logins;
+  /** Gateway tokens (`switchboard tokens`, `switchboard serve`), kept hashed in the store. */
+  readonly tokens: Tokens;
   /** Shipped prices with the config's overrides. */
   readonly prices: PriceBook;
   /** Read models: limits, usage summaries, the log, allowances. */
@@ -160,6 +163,7 @@ export class Hub {
       registered: () => this.#registeredSecrets(),
       ...(options.secretsCacheTtlMs === undefined ? {} : { cacheTtlMs: options.secretsCacheTtlMs }),
     });
+    this.tokens = new Tokens(() => this.store());
     this.#descriptions = describeModels(registry);
     this.#descriptionsById = new Map(this.#descriptions.map((description) => [description.id, description]));
     this.audit = new Audit(() => this.store());
@@ -241,7 +245,9 @@ export class Hub {
 
   /** Where `store()` opens (undefined when a Store was handed in): usage rows are written there at exit. */
   storageTarget(): ExitStorage | undefined {
-    return this.#ownsStore ? { url: this.#storageUrl() } : undefined;
+    if (!this.#ownsStore) return undefined;
+    const { clock: _clock, ...options } = this.#storeOptions;
+    return { url: this.#storageUrl(), options };
   }
 
   #storageUrl(): string {

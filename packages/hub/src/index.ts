@@ -56,6 +56,8 @@ export type {
 export { Reports, reportJson } from "./reports.ts";
 export type { SecretListing, SecretsOptions } from "./secrets.ts";
 export { generateEncryptionKey, Secrets } from "./secrets.ts";
+export type { CreateTokenInput, GatewayToken, TokenCheck, TokenStore } from "./tokens.ts";
+export { hashToken, Tokens } from "./tokens.ts";
 export type {
   Actor,
   GroupInfo,

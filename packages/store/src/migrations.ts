@@ -358,6 +358,35 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX switchboard_usage_chain ON switchboard_usage (chain_id) WHERE chain_id IS NOT NULL;`,
   },
   {
+    name: "0005_gateway_tokens",
+    sqlite: `
+      CREATE TABLE switchboard_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        actor_id TEXT NOT NULL,
+        purposes TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+      ) STRICT;
+      CREATE UNIQUE INDEX switchboard_tokens_active_name ON switchboard_tokens (name) WHERE revoked_at IS NULL;`,
+    postgres: `
+      CREATE TABLE switchboard_tokens (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        actor_id TEXT NOT NULL,
+        purposes TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+      );
+      CREATE UNIQUE INDEX switchboard_tokens_active_name ON switchboard_tokens (name) WHERE revoked_at IS NULL;`,
+  },
+  {
     name: "0006_admin",
     sqlite: `
       CREATE TABLE switchboard_purpose_overrides (

@@ -7,10 +7,11 @@
  * answering fails a call with one clear line instead of hanging it.
  */
 
+import { createRequire } from "node:module";
 import { SwitchboardError } from "@switchboard/core";
 import pg from "pg";
 import { overridesChannel, type Statement } from "./admin.ts";
-import { type ExitStorage, insertUsageBeforeExit } from "./exit-writer.ts";
+import type { ExitStorage } from "./exit-writer.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
 import {
   ADD_HOLD_TO_TOTAL_ON_CONFLICT,
@@ -527,10 +528,16 @@ export class PostgresStore extends SqlStore {
 
   // --- usage log -----------------------------------------------------------------------------------
 
-  /** At the end of a process nothing asynchronous runs: a child process writes the rows, awaited synchronously. */
+  /**
+   * At the end of a process nothing asynchronous runs: a child process writes the rows, awaited
+   * synchronously. Its module is loaded (synchronously) only now, and by no static import, so it
+   * is never half-loaded by a concurrent import when an exit handler needs it.
+   */
   insertUsageSync(rows: readonly UsageRecordInput[]): void {
     try {
-      insertUsageBeforeExit(this.#opened, rows);
+      const file = import.meta.url.endsWith(".ts") ? "./exit-writer.ts" : "./exit-writer.js";
+      const writer = createRequire(import.meta.url)(file) as typeof import("./exit-writer.ts");
+      writer.insertUsageBeforeExit(this.#opened, rows);
     } catch (error) {
       throw storageError("postgres", "insertUsageSync", error);
     }

@@ -343,3 +343,26 @@ export function expireAllowanceHoldsSql(oneActor: boolean): string {
 /** Params: amount to add, now, actor. */
 export const ADD_TO_BALANCE_SQL = `UPDATE switchboard_allowances
   SET balance_nanocents = balance_nanocents + $1, updated_at = $2 WHERE actor_id = $3 RETURNING balance_nanocents`;
+
+// --- gateway tokens --------------------------------------------------------------------------------
+
+const TOKEN_COLUMNS =
+  "name, token_hash, actor_id, purposes, created_at, expires_at, last_used_at, revoked_at";
+
+/** Params: name, hash, actor, purposes (a JSON array), created at, expires at. */
+export const INSERT_TOKEN_SQL = `
+  INSERT INTO switchboard_tokens (name, token_hash, actor_id, purposes, created_at, expires_at)
+  VALUES ($1, $2, $3, $4, $5, $6)`;
+
+export const FIND_TOKEN_SQL = `SELECT ${TOKEN_COLUMNS} FROM switchboard_tokens WHERE token_hash = $1`;
+
+export const LIST_TOKENS_SQL = `SELECT ${TOKEN_COLUMNS} FROM switchboard_tokens ORDER BY created_at, id`;
+
+/** Params: now, name. */
+export const REVOKE_TOKEN_SQL =
+  "UPDATE switchboard_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL";
+
+/** Params: when, hash. Never moves last use backwards (instances may report out of order). */
+export const MARK_TOKEN_USED_SQL = `
+  UPDATE switchboard_tokens SET last_used_at = $1
+  WHERE token_hash = $2 AND (last_used_at IS NULL OR last_used_at < $1)`;

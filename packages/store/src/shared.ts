@@ -17,6 +17,7 @@ import type {
   ReserveAllowanceInput,
   SecretSummary,
   StoredSecret,
+  StoredToken,
   StoreKind,
   UsageRecord,
   UsageRecordInput,
@@ -412,5 +413,19 @@ export function mapLedgerEntry(row: Row): AllowanceLedgerEntry {
     note: optString(row.note),
     createdAt: reqDate(row.created_at),
     createdBy: optString(row.created_by),
+  };
+}
+
+export function mapToken(row: Row): StoredToken {
+  const purposes: unknown = JSON.parse(String(row.purposes));
+  return {
+    name: String(row.name),
+    hash: String(row.token_hash),
+    actor: String(row.actor_id),
+    purposes: Array.isArray(purposes) ? purposes.map(String) : [],
+    createdAt: reqDate(row.created_at),
+    expiresAt: optDate(row.expires_at),
+    lastUsedAt: optDate(row.last_used_at),
+    revokedAt: optDate(row.revoked_at),
   };
 }

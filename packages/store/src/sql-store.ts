@@ -4,6 +4,7 @@
  * operations whose locking or statement shape truly differs (see the abstract members).
  */
 
+import { SwitchboardError } from "@switchboard/core";
 import {
   AdminQueries,
   type AuditQuery,
@@ -23,13 +24,18 @@ import {
   allowancesSql,
   DELETE_SECRET_SQL,
   type Dialect,
+  FIND_TOKEN_SQL,
   GET_SECRET_SQL,
+  INSERT_TOKEN_SQL,
   LIST_MIGRATIONS_SQL,
+  LIST_TOKENS_SQL,
   listHoldsQuery,
   listSecretsSql,
   listUsageQuery,
   MARK_SECRET_USED_SQL,
+  MARK_TOKEN_USED_SQL,
   PRUNE_USAGE_SQL,
+  REVOKE_TOKEN_SQL,
   SPENT_IN_WINDOW_SQL,
   spentByKeySql,
   summarizeUsageQuery,
@@ -44,6 +50,7 @@ import {
   mapSecret,
   mapSecretSummary,
   mapSummary,
+  mapToken,
   mapUsage,
   type NormalizedAllowanceReserve,
   type NormalizedReserve,
@@ -75,6 +82,7 @@ import type {
   SecretSummary,
   Store,
   StoredSecret,
+  StoredToken,
   StoreKind,
   UsageQuery,
   UsageRecord,
@@ -340,5 +348,45 @@ export abstract class SqlStore implements Store {
   async allowanceHistory(query: AllowanceHistoryQuery = {}): Promise<AllowanceLedgerEntry[]> {
     const { sql, params } = allowanceHistoryQuery(query);
     return (await this.all("allowanceHistory", sql, params)).map(mapLedgerEntry);
+  }
+
+  // --- gateway tokens ------------------------------------------------------------------------------
+
+  async insertToken(token: StoredToken): Promise<void> {
+    const params = [
+      requireText(token.name, "name"),
+      requireText(token.hash, "hash"),
+      requireText(token.actor, "actor"),
+      JSON.stringify(token.purposes),
+      toMs(token.createdAt, "createdAt"),
+      token.expiresAt === undefined ? null : toMs(token.expiresAt, "expiresAt"),
+    ];
+    try {
+      await this.run("insertToken", INSERT_TOKEN_SQL, params);
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      throw new SwitchboardError(
+        "INVALID_INPUT",
+        `A token named ${token.name} already exists: revoke it first ('switchboard tokens revoke ${token.name}') or pick another name.`,
+        { name: token.name },
+      );
+    }
+  }
+
+  async findTokenByHash(hash: string): Promise<StoredToken | undefined> {
+    const [row] = await this.all("findTokenByHash", FIND_TOKEN_SQL, [hash]);
+    return row === undefined ? undefined : mapToken(row);
+  }
+
+  async listTokens(): Promise<StoredToken[]> {
+    return (await this.all("listTokens", LIST_TOKENS_SQL)).map(mapToken);
+  }
+
+  async revokeToken(name: string, at: Date): Promise<boolean> {
+    return (await this.run("revokeToken", REVOKE_TOKEN_SQL, [toMs(at, "at"), name])) > 0;
+  }
+
+  async markTokenUsed(hash: string, at: Date): Promise<void> {
+    await this.run("markTokenUsed", MARK_TOKEN_USED_SQL, [toMs(at, "at"), hash]);
   }
 }

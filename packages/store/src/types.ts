@@ -372,4 +372,28 @@ export interface Store extends AdminStore {
   rollbackAllowance(txId: string): Promise<bigint | undefined>;
   /** Top-ups and charges, newest first. */
   allowanceHistory(query?: AllowanceHistoryQuery): Promise<AllowanceLedgerEntry[]>;
+
+  // Gateway tokens (hashed; the value is never stored).
+  /** Fails with INVALID_INPUT when an unrevoked token has the same name. */
+  insertToken(token: StoredToken): Promise<void>;
+  findTokenByHash(hash: string): Promise<StoredToken | undefined>;
+  /** Every token, revoked ones included, oldest first. */
+  listTokens(): Promise<StoredToken[]>;
+  /** Revokes the unrevoked token of that name; false when there is none. */
+  revokeToken(name: string, at: Date): Promise<boolean>;
+  markTokenUsed(hash: string, at: Date): Promise<void>;
+}
+
+/** A gateway token as stored: its SHA-256 hash, never its value. */
+export interface StoredToken {
+  name: string;
+  hash: string;
+  /** The actor id its requests run as. */
+  actor: string;
+  /** The purposes it may use; the first is its default. */
+  purposes: string[];
+  createdAt: Date;
+  expiresAt: Date | undefined;
+  lastUsedAt: Date | undefined;
+  revokedAt: Date | undefined;
 }

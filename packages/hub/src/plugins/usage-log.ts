@@ -5,6 +5,7 @@
  * `close()` reject, saying how many rows were not written.
  */
 import { writeSync } from "node:fs";
+import { createRequire } from "node:module";
 import {
   describeError,
   isSwitchboardError,
@@ -13,11 +14,22 @@ import {
   scrubSecrets,
 } from "@switchboard/core";
 import type { ExitStorage, Store, UsageRecordInput, UsageStatus } from "@switchboard/store";
-import { insertUsageBeforeExit } from "@switchboard/store/exit-writer";
+
 import type { PriceBook } from "../accounting/pricing.ts";
 import { chargedCost } from "../charges.ts";
 import type { HubConfig } from "../config.ts";
 import type { PromptContextArgs, SwitchboardPlugin } from "../hooks.ts";
+
+/**
+ * The store's exit writer, loaded (synchronously: at `exit` nothing else runs) only when a process
+ * ends with rows its storage never opened for: no other path loads it, and no import of it can be
+ * half done at that moment.
+ */
+function insertUsageBeforeExit(storage: ExitStorage, rows: readonly UsageRecordInput[]): void {
+  const load = createRequire(import.meta.url);
+  const writer = load("@switchboard/store/exit-writer") as typeof import("@switchboard/store/exit-writer");
+  writer.insertUsageBeforeExit(storage, rows);
+}
 
 const DAY_MS = 24 * 3_600_000;
 /** How long a signal waits for rows to reach an asynchronous store before the process ends. */

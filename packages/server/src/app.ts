@@ -1,0 +1,63 @@
+/**
+ * The Switchboard HTTP app: shared middleware (request id, in-flight tracking and metrics, the one
+ * error handler), health and metrics endpoints, and the gateway under `/v1`. Other parts of the
+ * server (the admin UI under `/-/`) mount on the same app.
+ */
+import type { Hub, Tokens } from "@switchboard/hub";
+import { Hono } from "hono";
+import type { AppEnv } from "./env.ts";
+import { gatewayRoutes } from "./gateway/routes.ts";
+import { healthRoutes } from "./health.ts";
+import { GatewayMetrics } from "./metrics.ts";
+import { handleError, handleNotFound } from "./middleware/errors.ts";
+import { observeRequests } from "./middleware/observe.ts";
+import { requestId } from "./middleware/request-id.ts";
+import { InFlightRequests } from "./requests.ts";
+
+export interface AppOptions {
+  hub: Hub;
+  /** SQLite databases named on the command line, for the data tools. */
+  databases?: readonly string[];
+  /** Tracks requests for a graceful shutdown; `startServer` passes its own. */
+  inFlight?: InFlightRequests;
+  metrics?: GatewayMetrics;
+  /** Gateway tokens (default: the hub's). */
+  tokens?: Tokens;
+}
+
+export type SwitchboardApp = Hono<AppEnv>;
+
+export function createApp(options: AppOptions): SwitchboardApp {
+  const { hub } = options;
+  const settings = hub.config.server;
+  const metrics = options.metrics ?? new GatewayMetrics();
+  const inFlight = options.inFlight ?? new InFlightRequests();
+  const tokens = options.tokens;
+  const app = new Hono<AppEnv>();
+  app.use("*", requestId());
+  app.use("*", observeRequests(metrics, inFlight));
+  app.onError(handleError);
+  app.notFound(handleNotFound);
+
+  app.get("/", (c) => {
+    c.set("route", "index");
+    return c.text(
+      "Switchboard is running.\n\nGateway: POST /v1/chat/completions (OpenAI), POST /v1/messages (Anthropic), GET /v1/models\nHealth: GET /health, GET /ready, GET /metrics\n",
+    );
+  });
+  app.route("/", healthRoutes(hub, metrics));
+  app.route(
+    "/v1",
+    gatewayRoutes({
+      hub,
+      tokens: () => tokens ?? hub.tokens,
+      metrics,
+      settings: {
+        maxBodyBytes: settings.max_body_bytes,
+        allowUrlAttachments: settings.allow_url_attachments,
+        dropUnsupportedOptions: settings.drop_unsupported_options,
+      },
+    }),
+  );
+  return app;
+}
