@@ -5,6 +5,7 @@
  */
 import type { Hub, Tokens } from "@switchboard/hub";
 import { Hono } from "hono";
+import { adminRoutes, adminSession } from "./admin/index.ts";
 import type { AppEnv } from "./env.ts";
 import { gatewayRoutes } from "./gateway/routes.ts";
 import { healthRoutes } from "./health.ts";
@@ -38,14 +39,17 @@ export function createApp(options: AppOptions): SwitchboardApp {
   app.use("*", observeRequests(metrics, inFlight));
   app.onError(handleError);
   app.notFound(handleNotFound);
+  // Who is signed in to the admin UI (a session cookie), for its pages and the data pages.
+  app.use("*", adminSession(hub));
 
   app.get("/", (c) => {
     c.set("route", "index");
     return c.text(
-      "Switchboard is running.\n\nGateway: POST /v1/chat/completions (OpenAI), POST /v1/messages (Anthropic), GET /v1/models\nHealth: GET /health, GET /ready, GET /metrics\n",
+      "Switchboard is running.\n\nGateway: POST /v1/chat/completions (OpenAI), POST /v1/messages (Anthropic), GET /v1/models\nHealth: GET /health, GET /ready, GET /metrics\nAdmin UI: /-/\n",
     );
   });
   app.route("/", healthRoutes(hub, metrics));
+  app.route("/", adminRoutes({ hub, tokens: tokens ?? hub.tokens }));
   app.route(
     "/v1",
     gatewayRoutes({
