@@ -62,8 +62,11 @@ export function registerServeCommands(program: Command, context: CliContext): vo
         try {
           io.stdout.write(`Switchboard is listening on ${server.url}\n`);
           if (options.root) {
-            // Login links open the admin UI, which this server does not include yet.
-            io.stderr.write("Note: --root has nothing to open yet: this server has no admin UI.\n");
+            const { loginUrl } = await import("./login-link.ts");
+            const link = await hub.logins.createLink("root");
+            // A wildcard address is where the server listens, not where a browser can go.
+            const base = server.url.replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, "//127.0.0.1");
+            io.stdout.write(`Admin UI (one-time link for root): ${loginUrl(base, link.token)}\n`);
           }
           const signal = await signals.stopped;
           const waiting = server.inFlight.count;
