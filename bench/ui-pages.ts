@@ -9,10 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore } from "@switchboard/core";
 import { Hub } from "@switchboard/hub";
+import { createApp } from "@switchboard/server";
 import { openStore, type Store, type UsageRecordInput } from "@switchboard/store";
 import { postgresTestUrl } from "@switchboard/store/testing";
-import { Hono } from "hono";
-import { adminRoutes } from "../packages/server/src/admin/index.ts";
 import { numberArg } from "./measure.ts";
 
 const rows = numberArg("rows", 100_000);
@@ -105,8 +104,7 @@ const hub = await Hub.create({
   env: {},
   keys: new KeyStore(join(tmpdir(), "switchboard-bench-ui-keys.json")),
 });
-const app = new Hono();
-app.route("/", adminRoutes({ hub }));
+const app = createApp({ hub });
 const { token } = await hub.logins.createLink("root");
 const cookie =
   ((await app.request(`/-/login?token=${token}`)).headers.get("set-cookie") ?? "").split(";")[0] ?? "";

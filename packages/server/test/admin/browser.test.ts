@@ -6,12 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
-import { serve } from "@hono/node-server";
 import { type FakeServer, startFakeOpenAI } from "@switchboard/core/testing";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, it } from "vitest";
+import { type RunningServer, startServer } from "../../src/serve.ts";
 import { ADMIN_CONFIG, type AdminTestApp, adminTestApp } from "./helpers.ts";
 
 const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM ?? "/usr/bin/chromium";
@@ -25,7 +24,7 @@ const skip =
 describe.skipIf(skip)("admin UI in Chromium", () => {
   let admin: AdminTestApp;
   let upstream: FakeServer;
-  let server: ReturnType<typeof serve>;
+  let server: RunningServer;
   let base: string;
   let browser: Browser;
   let page: Page;
@@ -57,9 +56,8 @@ describe.skipIf(skip)("admin UI in Chromium", () => {
       },
       { SWITCHBOARD_SECRETS_KEY: "cd".repeat(32) },
     );
-    server = serve({ fetch: admin.app.fetch, port: 0, hostname: "127.0.0.1" });
-    await new Promise<void>((ready) => server.once("listening", () => ready()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await startServer({ hub: admin.hub, port: 0 });
+    base = server.url;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -76,7 +74,7 @@ describe.skipIf(skip)("admin UI in Chromium", () => {
 
   afterAll(async () => {
     await browser?.close();
-    await new Promise((closed) => server?.close(closed));
+    await server?.close();
     await admin?.close();
     await upstream?.close();
   });

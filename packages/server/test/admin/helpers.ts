@@ -1,5 +1,5 @@
 /**
- * Admin UI test helpers: an app with the admin routes over a fresh hub (SQLite file), sign-in by
+ * Admin UI test helpers: the server's app over a fresh hub (SQLite file), sign-in by
  * login link, and requests that carry the session cookie, the CSRF token and a same-origin `Origin`.
  */
 import { mkdtempSync } from "node:fs";
@@ -7,8 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore } from "@switchboard/core";
 import { Hub, type HubConfigInput } from "@switchboard/hub";
-import { Hono } from "hono";
-import { adminRoutes, type GatewayTokenRecord, type GatewayTokens } from "../../src/admin/index.ts";
+import { createApp, type SwitchboardApp } from "../../src/app.ts";
 
 export const ORIGIN = "http://localhost";
 
@@ -23,38 +22,6 @@ export const ADMIN_CONFIG: HubConfigInput = {
   permissions: { "view-usage": ["viewer"], "manage-purposes": ["editor"], "use-playground": ["viewer"] },
 };
 
-/** Gateway tokens in memory, with the same contract as the hub's token service. */
-export class MemoryTokens implements GatewayTokens {
-  readonly rows: (GatewayTokenRecord & { value: string })[] = [];
-  async create(input: {
-    name: string;
-    actor: string;
-    purposes?: readonly string[];
-    expiresAt?: Date | undefined;
-  }) {
-    const value = `sb_test_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
-    const token: GatewayTokenRecord = {
-      name: input.name,
-      actor: input.actor,
-      purposes: [...(input.purposes ?? [])],
-      createdAt: new Date(),
-      expiresAt: input.expiresAt,
-      lastUsedAt: undefined,
-      revokedAt: undefined,
-    };
-    this.rows.push({ ...token, value });
-    return { token, value };
-  }
-  async list() {
-    return this.rows.map(({ value: _value, ...token }) => token);
-  }
-  async revoke(name: string) {
-    const row = this.rows.find((candidate) => candidate.name === name && !candidate.revokedAt);
-    if (!row) throw new Error(`no token ${name}`);
-    row.revokedAt = new Date();
-  }
-}
-
 export interface Session {
   actor: string;
   cookie: string;
@@ -62,9 +29,8 @@ export interface Session {
 }
 
 export interface AdminTestApp {
-  app: Hono;
+  app: SwitchboardApp;
   hub: Hub;
-  tokens: MemoryTokens;
   signIn(actor: string): Promise<Session>;
   get(path: string, session?: Session): Promise<Response> | Response;
   /** A same-origin form POST with the session's CSRF token (unless `csrf: false` or another value). */
@@ -87,15 +53,12 @@ export async function adminTestApp(
     keys: new KeyStore(join(dir, "keys.json")),
     env,
   });
-  const tokens = new MemoryTokens();
-  const app = new Hono();
-  app.route("/", adminRoutes({ hub, tokens }));
+  const app = createApp({ hub });
   const get = (path: string, session?: Session) =>
     app.request(path, { headers: session ? { cookie: session.cookie } : {} });
   return {
     app,
     hub,
-    tokens,
     async signIn(actor) {
       const { token } = await hub.logins.createLink(actor);
       const response = await app.request(`/-/login?token=${encodeURIComponent(token)}`);

@@ -5,26 +5,23 @@
 import { KeyStore } from "@switchboard/core";
 import { Hub } from "@switchboard/hub";
 import { postgresBackend } from "@switchboard/store/testing";
-import { Hono } from "hono";
 import { afterAll, describe, expect, it } from "vitest";
-import { adminRoutes } from "../../src/admin/index.ts";
+import { createApp, type SwitchboardApp } from "../../src/app.ts";
 import { ADMIN_CONFIG, ORIGIN } from "./helpers.ts";
 
 const backend = postgresBackend();
 
-async function instance(): Promise<{ hub: Hub; app: Hono }> {
+async function instance(): Promise<{ hub: Hub; app: SwitchboardApp }> {
   const hub = await Hub.create({
     config: ADMIN_CONFIG,
     store: await backend.open(),
     env: {},
     keys: new KeyStore("/nonexistent/keys.json"),
   });
-  const app = new Hono();
-  app.route("/", adminRoutes({ hub }));
-  return { hub, app };
+  return { hub, app: createApp({ hub }) };
 }
 
-async function signIn(app: Hono, hub: Hub): Promise<{ cookie: string; csrf: string }> {
+async function signIn(app: SwitchboardApp, hub: Hub): Promise<{ cookie: string; csrf: string }> {
   const { token } = await hub.logins.createLink("root");
   const cookie =
     ((await app.request(`/-/login?token=${token}`)).headers.get("set-cookie") ?? "").split(";")[0] ?? "";

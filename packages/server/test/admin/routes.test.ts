@@ -221,12 +221,13 @@ describe("admin routes", () => {
         purposes: "summaries",
       });
       expect(created.status).toBe(200);
-      const value = admin.tokens.rows.find((row) => row.name === "ci-bot")?.value ?? "missing";
-      expect(await created.text()).toContain(value);
+      const value = /<code id="token-value">(sb_[\w-]+)<\/code>/.exec(await created.text())?.[1] ?? "missing";
+      expect((await admin.hub.tokens.verify(value)).ok).toBe(true);
       const listing = await (await admin.get("/-/tokens", root)).text();
       expect(listing).toContain("ci-bot");
       expect(listing).not.toContain(value);
       expect((await admin.post("/-/tokens/ci-bot/revoke", root)).status).toBe(303);
+      expect(await admin.hub.tokens.verify(value)).toEqual({ ok: false, reason: "revoked" });
       expect(await (await admin.get("/-/tokens?status=revoked", root)).text()).toMatch(
         /ci-bot[\s\S]*revoked/,
       );
