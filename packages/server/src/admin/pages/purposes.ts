@@ -161,6 +161,16 @@ function purposesList(
           </tr>
         </thead>
         <tbody>
+          ${
+            details.length === 0
+              ? html`<tr>
+                  <td colspan="6" class="muted">
+                    No purposes yet: plugins register them, or declare one under <code>purposes:</code> in
+                    switchboard.yaml.
+                  </td>
+                </tr>`
+              : ""
+          }
           ${shown.map(
             (detail) => html`<tr>
               <td>
