@@ -1,35 +1,14 @@
 /** What every admin route shares: permission checks, POST → redirect with a flash message. */
-import type { Hub, PermissionAction } from "@switchboard/hub";
+import type { Hub, PermissionAction, Tokens } from "@switchboard/hub";
 import type { Context, MiddlewareHandler } from "hono";
 import { type AdminPage, type Html, pageFor } from "./layout.ts";
 import { forbiddenPage } from "./pages/home.ts";
 import { type FlashLevel, setFlash } from "./session.ts";
 
-/** Gateway tokens as the Tokens page uses them (the hub's gateway token service). */
-export interface GatewayTokenRecord {
-  name: string;
-  actor: string;
-  purposes: string[];
-  createdAt: Date;
-  expiresAt: Date | undefined;
-  lastUsedAt: Date | undefined;
-  revokedAt: Date | undefined;
-}
-
-export interface GatewayTokens {
-  create(input: {
-    name: string;
-    actor: string;
-    purposes?: readonly string[];
-    expiresAt?: Date | undefined;
-  }): Promise<{ token: GatewayTokenRecord; value: string }>;
-  list(): Promise<GatewayTokenRecord[]>;
-  revoke(name: string): Promise<void>;
-}
-
 export interface AdminDeps {
   hub: Hub;
-  tokens: GatewayTokens | undefined;
+  /** Gateway tokens (the hub's unless the app was given others). */
+  tokens: Tokens;
 }
 
 /** 403 (with the reason) unless the viewer may open the page. */

@@ -8,12 +8,12 @@
  * visitors see only the login page; a page the actor may not open answers 403 and is not in the menu.
  */
 import { describeError, isSwitchboardError, scrubSecrets } from "@switchboard/core";
-import type { Hub } from "@switchboard/hub";
+import type { Hub, Tokens } from "@switchboard/hub";
 import { type Context, Hono } from "hono";
 import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
-import type { AdminDeps, GatewayTokens } from "./guard.ts";
+import type { AdminDeps } from "./guard.ts";
 import { registerAudit } from "./pages/audit.ts";
 import { forbiddenPage, homePage, loginPage, problemPage } from "./pages/home.ts";
 import { registerLimits } from "./pages/limits.ts";
@@ -35,13 +35,12 @@ import {
 } from "./session.ts";
 import { staticRoutes } from "./static.ts";
 
-export type { GatewayTokenRecord, GatewayTokens } from "./guard.ts";
 export { adminSession, SESSION_COOKIE } from "./session.ts";
 
 export interface AdminOptions {
   hub: Hub;
-  /** Gateway tokens, for the Tokens page. */
-  tokens?: GatewayTokens | undefined;
+  /** Gateway tokens for the Tokens page (default: the hub's). */
+  tokens?: Tokens | undefined;
 }
 
 const CONTENT_SECURITY_POLICY = {
@@ -59,7 +58,7 @@ const CONTENT_SECURITY_POLICY = {
 /** The admin routes (all under `/-/`), to mount at `/` on the app. */
 export function adminRoutes(options: AdminOptions): Hono {
   const { hub } = options;
-  const deps: AdminDeps = { hub, tokens: options.tokens };
+  const deps: AdminDeps = { hub, tokens: options.tokens ?? hub.tokens };
   const admin = new Hono();
 
   admin.get("/-", (c) => c.redirect("/-/", 301));

@@ -3,16 +3,10 @@
  * to the POST that created it — never in a URL, a redirect, a later page or the audit log), revoke.
  */
 import { isSwitchboardError } from "@switchboard/core";
+import type { GatewayToken } from "@switchboard/hub";
 import type { Hono } from "hono";
 import { html } from "hono/html";
-import {
-  type AdminDeps,
-  formOf,
-  type GatewayTokenRecord,
-  guardPage,
-  page,
-  redirectWithFlash,
-} from "../guard.ts";
+import { type AdminDeps, formOf, guardPage, page, redirectWithFlash } from "../guard.ts";
 import { csrfInput, formatTime, type Html, layout } from "../layout.ts";
 import { type Flash, takeFlash, type Viewer } from "../session.ts";
 
@@ -26,7 +20,7 @@ const EXPIRIES: Record<string, number | undefined> = {
   "365d": 365 * 86_400_000,
 };
 
-function status(token: GatewayTokenRecord, now: number): "active" | "revoked" | "expired" {
+function status(token: GatewayToken, now: number): "active" | "revoked" | "expired" {
   if (token.revokedAt) return "revoked";
   if (token.expiresAt && token.expiresAt.getTime() <= now) return "expired";
   return "active";
@@ -41,7 +35,7 @@ interface CreateForm {
 
 function tokensPage(
   viewer: Viewer,
-  tokens: GatewayTokenRecord[],
+  tokens: GatewayToken[],
   purposes: string[],
   options: {
     flash?: Flash | undefined;
@@ -172,17 +166,8 @@ function tokensPage(
 
 export function registerTokens(admin: Hono, { hub, tokens }: AdminDeps): void {
   const purposes = async () => (await hub.purposes()).map((purpose) => purpose.name);
-  const unavailable = (viewer: Viewer) =>
-    layout({
-      title: "Tokens",
-      viewer,
-      current: PATH,
-      body: html`<p>Gateway tokens are managed by <code>switchboard serve</code>; this server has none.</p>`,
-    });
-
   admin.get("/-/tokens", guardPage(PATH), async (c) => {
     const viewer = c.get("viewer");
-    if (!tokens) return page(c, unavailable(viewer));
     const filter = { status: c.req.query("status") ?? "", actor: c.req.query("actor") ?? "" };
     return page(
       c,
@@ -192,7 +177,6 @@ export function registerTokens(admin: Hono, { hub, tokens }: AdminDeps): void {
 
   admin.post("/-/tokens", guardPage(PATH), async (c) => {
     const viewer = c.get("viewer");
-    if (!tokens) return page(c, unavailable(viewer), 404);
     const body = await formOf(c);
     const form: CreateForm = {
       name: body.get("name").trim(),
@@ -246,7 +230,6 @@ export function registerTokens(admin: Hono, { hub, tokens }: AdminDeps): void {
 
   admin.post("/-/tokens/:name/revoke", guardPage(PATH), async (c) => {
     const viewer = c.get("viewer");
-    if (!tokens) return page(c, unavailable(viewer), 404);
     const name = c.req.param("name");
     try {
       await tokens.revoke(name);
