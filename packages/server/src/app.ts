@@ -5,6 +5,7 @@
  */
 import type { Hub, Tokens } from "@switchboard/hub";
 import { Hono } from "hono";
+import { dataPages } from "./data-pages/index.ts";
 import type { AppEnv } from "./env.ts";
 import { gatewayRoutes } from "./gateway/routes.ts";
 import { healthRoutes } from "./health.ts";
@@ -59,5 +60,7 @@ export function createApp(options: AppOptions): SwitchboardApp {
       },
     }),
   );
+  // Mounted last: `/<db>` paths must not shadow the routes above.
+  if (options.databases?.length) app.route("/", dataPages({ hub, databases: options.databases }));
   return app;
 }
