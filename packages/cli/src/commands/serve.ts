@@ -61,6 +61,8 @@ export function registerServeCommands(program: Command, context: CliContext): vo
         });
         try {
           io.stdout.write(`Switchboard is listening on ${server.url}\n`);
+          for (const run of server.resumedJobs)
+            io.stderr.write(`Resumed interrupted enrichment job ${run.jobId}.\n`);
           if (options.root) {
             // Login links open the admin UI, which this server does not include yet.
             io.stderr.write("Note: --root has nothing to open yet: this server has no admin UI.\n");
