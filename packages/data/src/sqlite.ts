@@ -1,3 +1,4 @@
+import { realpathSync } from "node:fs";
 /**
  * SQLite plumbing shared by the data tools: opening a database file, quoting names, reading a
  * table's columns and primary key, and turning row keys into JSON and back.
@@ -15,6 +16,17 @@ export const INTERNAL_TABLE_PREFIX = "_switchboard_";
 const BUSY_TIMEOUT_MS = 5_000;
 
 /** Opens an existing database file for reading and writing. */
+/** The canonical path of a database file that must exist (a data tool never creates one by accident). */
+export function existingDatabase(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    throw new SwitchboardError("NOT_FOUND", `Database ${path} does not exist; check the path.`, {
+      database: path,
+    });
+  }
+}
+
 export function openDatabase(path: string): SqliteDatabase {
   let db: SqliteDatabase;
   try {

@@ -42,6 +42,8 @@ const providerSchema = z.strictObject({
   /** Retries of a 429/5xx/connection failure before giving up (or falling back). */
   max_retries: z.number().int().min(0).max(10).optional(),
   timeout_ms: z.number().int().positive().optional(),
+  /** How long an attempt may wait for its first chunk; then it fails over like a 5xx (a hung model). */
+  first_chunk_timeout_ms: z.number().int().positive().optional(),
   models: z.array(providerModelSchema).min(1, "list at least one model"),
 });
 export type ProviderConfig = z.infer<typeof providerSchema>;

@@ -5,7 +5,8 @@
  */
 import type { Hub, Tokens } from "@switchboard/hub";
 import { Hono } from "hono";
-import { adminRoutes, adminSession } from "./admin/index.ts";
+import { adminRoutes, adminSession, sessionActor, sessionCsrf } from "./admin/index.ts";
+import { dataPages } from "./data-pages/index.ts";
 import type { AppEnv } from "./env.ts";
 import { gatewayRoutes } from "./gateway/routes.ts";
 import { healthRoutes } from "./health.ts";
@@ -63,5 +64,19 @@ export function createApp(options: AppOptions): SwitchboardApp {
       },
     }),
   );
+  // Mounted last: `/<db>` paths must not shadow the routes above.
+  if (options.databases?.length) {
+    // Signed in as in the admin UI: its session's actor, `permissions:`, its CSRF tokens.
+    app.route(
+      "/",
+      dataPages({
+        hub,
+        databases: options.databases,
+        resolveActor: sessionActor,
+        can: (action, actor) => hub.permissions.can(actor, action),
+        csrf: sessionCsrf(hub),
+      }),
+    );
+  }
   return app;
 }

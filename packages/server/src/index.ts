@@ -1,5 +1,7 @@
 export type { AppOptions, SwitchboardApp } from "./app.ts";
 export { createApp } from "./app.ts";
+export type { CsrfGuard, DataPagesOptions, ResolveActor } from "./data-pages/index.ts";
+export { dataPages, signedCookieCsrf } from "./data-pages/index.ts";
 export type { AppEnv, AppVariables } from "./env.ts";
 export type { HttpProblem, Wire } from "./errors.ts";
 export { problemResponse, toProblem } from "./errors.ts";

@@ -7,6 +7,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { SwitchboardError } from "@switchboard/core";
+import { type JobRun, resumeInterruptedJobs } from "@switchboard/data";
 import { type AppOptions, createApp, type SwitchboardApp } from "./app.ts";
 import { InFlightRequests } from "./requests.ts";
 
@@ -23,6 +24,8 @@ export interface RunningServer {
   readonly url: string;
   readonly port: number;
   readonly inFlight: InFlightRequests;
+  /** Enrichment jobs of the served databases whose process had died, running again in this one. */
+  readonly resumedJobs: readonly JobRun[];
   /**
    * Stops accepting requests, waits up to `drainMs` (default 10 s) for those in flight, aborts
    * what is left, and resolves once every connection is closed. The hub stays open: its owner
@@ -71,12 +74,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   server.keepAliveTimeout = 5_000;
   const { port } = server.address() as AddressInfo;
   const shownHost = host.includes(":") ? `[${host}]` : host;
+  // A job interrupted by a crash or kill goes on where it stopped, under the actor that ran it.
+  const resumedJobs: JobRun[] = [];
+  for (const database of options.databases ?? []) {
+    resumedJobs.push(...(await resumeInterruptedJobs(database, { hub: options.hub })).resumed);
+  }
   let closing: Promise<void> | undefined;
   return {
     app,
     url: `http://${shownHost}:${port}`,
     port,
     inFlight,
+    resumedJobs,
     close({ drainMs = DEFAULT_DRAIN_MS } = {}) {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -61,6 +61,8 @@ export function registerServeCommands(program: Command, context: CliContext): vo
         });
         try {
           io.stdout.write(`Switchboard is listening on ${server.url}\n`);
+          for (const run of server.resumedJobs)
+            io.stderr.write(`Resumed interrupted enrichment job ${run.jobId}.\n`);
           if (options.root) {
             const { loginUrl } = await import("./login-link.ts");
             const link = await hub.logins.createLink("root");

@@ -3,12 +3,12 @@
  * table related to it by foreign keys) → a model of the `sql-assistant` purpose → one query that
  * can only read, checked with EXPLAIN and sent back with the error when it fails.
  */
-import { realpathSync } from "node:fs";
 import { describeError, isSwitchboardError, SwitchboardError } from "@switchboard/core";
 import type { Actor, Hub } from "@switchboard/hub";
 import { allowAll, type PermissionCheck, requirePermission } from "../access.ts";
 import { SQL_ASSISTANT_PURPOSE } from "../purposes.ts";
 import {
+  existingDatabase,
   INTERNAL_TABLE_PREFIX,
   openDatabaseReadOnly,
   quoteIdentifier,
@@ -122,17 +122,7 @@ export class SqlAssistant {
   constructor(options: SqlAssistantOptions) {
     this.#hub = options.hub;
     this.#can = options.can ?? allowAll;
-    try {
-      this.#path = realpathSync(options.database);
-    } catch {
-      throw new SwitchboardError(
-        "NOT_FOUND",
-        `Database ${options.database} does not exist; check the path.`,
-        {
-          database: options.database,
-        },
-      );
-    }
+    this.#path = existingDatabase(options.database);
   }
 
   /** A read-only connection: even a query that slipped past the checks could not write. */

@@ -3,12 +3,18 @@
  * output column, as durable jobs that can be paused, resumed and cancelled. This is the API the
  * CLI uses and the server's pages call.
  */
-import { realpathSync } from "node:fs";
 import { describeError, SwitchboardError } from "@switchboard/core";
 import { type Actor, type Hub, type HubModel, type ModelListing, usdToNanocents } from "@switchboard/hub";
 import { allowAll, type PermissionCheck, requirePermission } from "../access.ts";
 import { ENRICHMENTS_PURPOSE } from "../purposes.ts";
-import { keyList, openDatabase, quoteIdentifier, type SqliteDatabase, tableInfo } from "../sqlite.ts";
+import {
+  existingDatabase,
+  keyList,
+  openDatabase,
+  quoteIdentifier,
+  type SqliteDatabase,
+  tableInfo,
+} from "../sqlite.ts";
 import {
   type EnrichmentJob,
   ensureJobTables,
@@ -152,17 +158,7 @@ export class Enrichments {
     this.#hub = options.hub;
     this.#options = options;
     this.#can = options.can ?? allowAll;
-    try {
-      this.#path = realpathSync(options.database);
-    } catch {
-      throw new SwitchboardError(
-        "NOT_FOUND",
-        `Database ${options.database} does not exist; check the path.`,
-        {
-          database: options.database,
-        },
-      );
-    }
+    this.#path = existingDatabase(options.database);
   }
 
   /** The database file (resolved). */

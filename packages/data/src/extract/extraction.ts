@@ -5,13 +5,13 @@
  * known after a restart.
  */
 
-import { realpathSync } from "node:fs";
 import { describeError, type JsonSchema, newId, SwitchboardError, scrubSecrets } from "@switchboard/core";
 import type { Actor, Hub, HubModel, ModelListing } from "@switchboard/hub";
 import { allowAll, type PermissionCheck, requirePermission } from "../access.ts";
 import { ownerIsGone, processOwnerId } from "../owner.ts";
 import { EXTRACT_PURPOSE } from "../purposes.ts";
 import {
+  existingDatabase,
   INTERNAL_TABLE_PREFIX,
   openDatabase,
   quoteIdentifier,
@@ -214,17 +214,7 @@ export class Extraction {
   constructor(options: ExtractionOptions) {
     this.#hub = options.hub;
     this.#can = options.can ?? allowAll;
-    try {
-      this.#path = realpathSync(options.database);
-    } catch {
-      throw new SwitchboardError(
-        "NOT_FOUND",
-        `Database ${options.database} does not exist; check the path.`,
-        {
-          database: options.database,
-        },
-      );
-    }
+    this.#path = existingDatabase(options.database);
   }
 
   #connection(): SqliteDatabase {

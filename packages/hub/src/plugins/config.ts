@@ -24,6 +24,9 @@ export function configProvidersPlugin(config: HubConfig): SwitchboardPlugin {
           ...(provider.key ? { needsKey: name } : {}),
           ...(provider.max_retries !== undefined ? { http: { maxRetries: provider.max_retries } } : {}),
           ...(provider.timeout_ms !== undefined ? { timeoutMs: provider.timeout_ms } : {}),
+          ...(provider.first_chunk_timeout_ms !== undefined
+            ? { firstChunkTimeoutMs: provider.first_chunk_timeout_ms }
+            : {}),
           models: provider.models.map((entry) => {
             if (typeof entry === "string") return { id: entry };
             const capabilities = {
