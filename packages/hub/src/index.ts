@@ -38,7 +38,7 @@ export type {
 } from "./overrides.ts";
 export { OVERRIDE_FIELDS, PurposeOverrides, validateOverride } from "./overrides.ts";
 export type { PermissionAction } from "./permissions.ts";
-export { PERMISSION_ACTIONS, Permissions, ROOT_ACTOR } from "./permissions.ts";
+export { ANY_ACTOR, PERMISSION_ACTIONS, Permissions, ROOT_ACTOR } from "./permissions.ts";
 export type { PurposeDetail, PurposeModel, SourcedValue, ValueSource } from "./purpose-details.ts";
 export type {
   AllowanceStatus,

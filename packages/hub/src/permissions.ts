@@ -1,7 +1,7 @@
 /**
  * Who may do what in the admin UI and the data tools: `permissions:` in the configuration maps each
- * action to the actor ids allowed to do it. The actor `root` may do everything, so a fresh install
- * is administered by whoever runs `switchboard serve --root`.
+ * action to the actor ids allowed to do it (`"*"`: every signed-in actor). The actor `root` may do
+ * everything, so a fresh install is administered by whoever runs `switchboard serve --root`.
  */
 
 export const PERMISSION_ACTIONS = [
@@ -21,6 +21,8 @@ export type PermissionAction = (typeof PERMISSION_ACTIONS)[number];
 
 /** The actor that may do everything. */
 export const ROOT_ACTOR = "root";
+/** In a grant, every signed-in actor. */
+export const ANY_ACTOR = "*";
 
 /** `permissions:` from the configuration: action → actor ids. */
 export type PermissionGrants = Partial<Record<PermissionAction, readonly string[]>>;
@@ -38,7 +40,9 @@ export class Permissions {
     const id = typeof actor === "string" ? actor : actor?.id;
     if (!id) return false;
     if (id === ROOT_ACTOR) return true;
-    return this.#grants()[action]?.includes(id) ?? false;
+    const granted = this.#grants()[action];
+    // "*" grants an action to every signed-in actor.
+    return granted !== undefined && (granted.includes(id) || granted.includes(ANY_ACTOR));
   }
 
   /** Every action the actor may do, in the order of `PERMISSION_ACTIONS`. */

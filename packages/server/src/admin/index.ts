@@ -9,7 +9,7 @@
  */
 import { describeError, isSwitchboardError, scrubSecrets } from "@switchboard/core";
 import type { Hub, Tokens } from "@switchboard/hub";
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
@@ -35,7 +35,7 @@ import {
 } from "./session.ts";
 import { staticRoutes } from "./static.ts";
 
-export { adminSession, SESSION_COOKIE } from "./session.ts";
+export { adminSession, SESSION_COOKIE, sessionActor, sessionCsrf } from "./session.ts";
 
 export interface AdminOptions {
   hub: Hub;
@@ -55,6 +55,34 @@ const CONTENT_SECURITY_POLICY = {
   objectSrc: ["'none'"],
 };
 
+/** The admin UI's sections under `/-/`; other `/-/` paths (the data tools' `/-/enrich/…`) are not its. */
+const SECTIONS = new Set([
+  "login",
+  "logout",
+  "actor",
+  "purposes",
+  "models",
+  "usage",
+  "log",
+  "limits",
+  "playground",
+  "tokens",
+  "secrets",
+  "audit",
+  "static",
+]);
+
+export function isAdminPath(path: string): boolean {
+  if (path === "/-/") return true;
+  const section = /^\/-\/([a-z]+)(?:[./]|$)/.exec(path)?.[1];
+  return section !== undefined && SECTIONS.has(section);
+}
+
+/** Runs the middleware on the admin UI's own paths only. */
+function onlyAdmin(middleware: MiddlewareHandler): MiddlewareHandler {
+  return (c, next) => (isAdminPath(c.req.path) ? middleware(c, next) : next());
+}
+
 /** The admin routes (all under `/-/`), to mount at `/` on the app. */
 export function adminRoutes(options: AdminOptions): Hono {
   const { hub } = options;
@@ -64,16 +92,21 @@ export function adminRoutes(options: AdminOptions): Hono {
   admin.get("/-", (c) => c.redirect("/-/", 301));
   admin.use(
     "/-/*",
-    secureHeaders({ referrerPolicy: "same-origin", contentSecurityPolicy: CONTENT_SECURITY_POLICY }),
+    onlyAdmin(
+      secureHeaders({ referrerPolicy: "same-origin", contentSecurityPolicy: CONTENT_SECURITY_POLICY }),
+    ),
   );
   admin.route("/-/static", staticRoutes());
-  admin.use("/-/*", async (c, next) => {
-    await next();
-    // Pages show live state (tokens, usage); a cached copy would show stale or someone else's data.
-    c.header("cache-control", "no-store");
-  });
-  admin.use("/-/*", csrf());
-  admin.use("/-/*", adminSession(hub));
+  admin.use(
+    "/-/*",
+    onlyAdmin(async (c, next) => {
+      await next();
+      // Pages show live state (tokens, usage); a cached copy would show stale or someone else's data.
+      c.header("cache-control", "no-store");
+    }),
+  );
+  admin.use("/-/*", onlyAdmin(csrf()));
+  admin.use("/-/*", onlyAdmin(adminSession(hub)));
 
   admin.get("/-/login", async (c) => {
     const token = c.req.query("token");
@@ -93,39 +126,42 @@ export function adminRoutes(options: AdminOptions): Hono {
   });
 
   // Everything below needs a signed-in actor.
-  admin.use("/-/*", async (c, next) => {
-    const session = c.get("adminSession");
-    if (!session) {
-      if (c.req.method === "GET" || c.req.method === "HEAD") {
-        if (c.req.path.endsWith(".json") || c.req.path.endsWith(".csv")) {
-          return c.json({ ok: false, error: "Sign in with a login link first." }, 401);
+  admin.use(
+    "/-/*",
+    onlyAdmin(async (c, next) => {
+      const session = c.get("adminSession");
+      if (!session) {
+        if (c.req.method === "GET" || c.req.method === "HEAD") {
+          if (c.req.path.endsWith(".json") || c.req.path.endsWith(".csv")) {
+            return c.json({ ok: false, error: "Sign in with a login link first." }, 401);
+          }
+          return c.redirect("/-/login", 302);
         }
-        return c.redirect("/-/login", 302);
+        return c.html(loginPage({ problem: "Sign in first: this action needs a signed-in actor." }), 403);
       }
-      return c.html(loginPage({ problem: "Sign in first: this action needs a signed-in actor." }), 403);
-    }
-    const viewer: Viewer = {
-      actor: session.actor,
-      session,
-      csrf: await hub.logins.csrfToken(session.id),
-      can: (action) => hub.permissions.can(session.actor, action),
-    };
-    c.set("viewer", viewer);
-    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
-      if (!(await hub.logins.checkCsrf(session.id, await presentedCsrf(c)))) {
-        return c.html(
-          problemPage(
-            viewer,
-            "Form expired",
-            "This form is missing its security token or it has expired: reload the page and try again.",
-          ),
-          403,
-        );
+      const viewer: Viewer = {
+        actor: session.actor,
+        session,
+        csrf: await hub.logins.csrfToken(session.id),
+        can: (action) => hub.permissions.can(session.actor, action),
+      };
+      c.set("viewer", viewer);
+      if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+        if (!(await hub.logins.checkCsrf(session.id, await presentedCsrf(c)))) {
+          return c.html(
+            problemPage(
+              viewer,
+              "Form expired",
+              "This form is missing its security token or it has expired: reload the page and try again.",
+            ),
+            403,
+          );
+        }
       }
-    }
-    await next();
-    return undefined;
-  });
+      await next();
+      return undefined;
+    }),
+  );
 
   admin.post("/-/logout", async (c) => {
     await hub.logins.end(c.get("viewer").session.id);
@@ -150,9 +186,6 @@ export function adminRoutes(options: AdminOptions): Hono {
   registerSecrets(admin, deps);
   registerAudit(admin, deps);
 
-  admin.all("/-/*", (c) =>
-    c.html(problemPage(c.get("viewer"), "Not found", `There is no admin page at ${c.req.path}.`), 404),
-  );
   admin.onError((error, c) => errorPage(c, error));
   return admin;
 }

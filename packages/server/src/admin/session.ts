@@ -3,7 +3,7 @@
  * one-time login links, the per-session CSRF token every form carries, and flash messages kept in
  * a signed cookie across a POST → redirect.
  */
-import type { AdminSession, Hub, PermissionAction } from "@switchboard/hub";
+import type { Actor, AdminSession, Hub, PermissionAction } from "@switchboard/hub";
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 
@@ -55,6 +55,29 @@ export function adminSession(hub: Hub): MiddlewareHandler {
       }
     }
     await next();
+  };
+}
+
+/** The signed-in actor of a request (after `adminSession`), for pages outside the admin UI. */
+export function sessionActor(c: Context): Actor | undefined {
+  const session = c.get("adminSession");
+  return session ? { id: session.actor } : undefined;
+}
+
+/** The session's CSRF token for other pages' forms (none without a session: nothing to post as). */
+export function sessionCsrf(hub: Hub): {
+  token(c: Context): Promise<string>;
+  verify(c: Context, submitted: string | undefined): Promise<boolean>;
+} {
+  return {
+    async token(c) {
+      const session = c.get("adminSession");
+      return session ? hub.logins.csrfToken(session.id) : "";
+    },
+    async verify(c, submitted) {
+      const session = c.get("adminSession");
+      return session !== undefined && (await hub.logins.checkCsrf(session.id, submitted));
+    },
   };
 }
 

@@ -427,6 +427,19 @@ describe("admin routes", () => {
     });
   });
 
+  describe("paths", () => {
+    it("leaves the data tools' /-/ pages to them", async () => {
+      const { isAdminPath } = await import("../../src/admin/index.ts");
+      expect(isAdminPath("/-/")).toBe(true);
+      expect(isAdminPath("/-/usage.csv")).toBe(true);
+      expect(isAdminPath("/-/purposes/summaries/reset")).toBe(true);
+      expect(isAdminPath("/-/enrich/library/-/jobs/1")).toBe(false);
+      expect(isAdminPath("/-/logbook")).toBe(false);
+      // Not an admin page: the app's own 404, not a redirect to the login page.
+      expect((await admin.get("/-/enrich/nowhere")).status).toBe(404);
+    });
+  });
+
   describe("headers", () => {
     it("sends a strict CSP, same-origin referrers and no-store on pages", async () => {
       const response = await admin.get("/-/purposes", root);
