@@ -228,8 +228,8 @@ describe("sync models in worker threads", () => {
     await rm(directory, { recursive: true, force: true });
   });
 
-  // Retried because wall-clock lateness also counts the OS descheduling this process on a busy
-  // machine; the main thread's own CPU time between ticks is the scheduling-independent measure.
+  // The main thread's own CPU time between ticks is the scheduling-independent measure; retried
+  // because a busy machine can still stretch one tick.
   it("keeps the event loop responsive while a long generation runs", { retry: 3 }, async () => {
     const length = 1_000_000;
     const options = { file: largeTrainingFile, order: 2, length, seed: 11 };
@@ -279,8 +279,11 @@ describe("sync models in worker threads", () => {
     expect(words).toBe(length);
     expect(inlineWords).toBe(length);
     expect(usage).toEqual({ type: "usage", usage: { input: 0, output: length } });
+    // The main thread never works more than a few ms at a stretch: the generation runs elsewhere.
     expect(maxBusyBetweenTicks).toBeLessThan(25);
-    expect(maxLateness).toBeLessThan(25);
+    // Wall-clock lateness also counts the OS descheduling this process when other test files run
+    // beside it, so it is held against what running inline does to the loop, not to a fixed figure.
+    expect(maxLateness).toBeLessThan(inlineMs / 4);
   });
 
   it("streams the same deterministic output as the generator, and another seed differs", async () => {
