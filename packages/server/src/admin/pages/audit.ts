@@ -97,7 +97,7 @@ function auditPage(
               ? html`<tr><td colspan="7" class="muted">No changes recorded${filters.actor || filters.type || filters.target || filters.since ? " that match" : ""}.</td></tr>`
               : entries.map(
                   (entry) => html`<tr>
-                    <td>${formatTime(entry.createdAt)}</td>
+                    <td class="time">${formatTime(entry.createdAt)}</td>
                     <td>${entry.actor}</td>
                     <td><code>${entry.action}</code></td>
                     <td>${entry.targetType} <strong>${entry.target}</strong></td>

@@ -147,7 +147,7 @@ function limitsPage(
           ${history.length === 0 ? html`<tr><td colspan="7" class="muted">None yet.</td></tr>` : ""}
           ${history.map(
             (entry) => html`<tr>
-              <td>${formatTime(entry.createdAt)}</td>
+              <td class="time">${formatTime(entry.createdAt)}</td>
               <td>${entry.actorId}</td>
               <td>${entry.kind === "top_up" ? "top-up" : "charge"}</td>
               <td class="num">${entry.amount < 0n ? `−${formatUsd(-entry.amount)}` : formatCost(entry.amount)}</td>
