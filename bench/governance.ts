@@ -10,7 +10,9 @@
  * Each line shows ms/call, what it adds over raw fetch, the ratio to raw fetch, and this process's
  * CPU per call (all threads; steadier on a busy machine). A last line puts a floor under the
  * limit: the hub with an accountant that only runs two trivial SQLite write transactions (what a
- * reserve and a settle cost at the least). Then the same read as streams.
+ * reserve and a settle cost at the least). Then the same read as streams, and where full
+ * governance's time goes: each reserve and settle timed at the store, and CPU per prompt on the
+ * prompting thread apart from the other threads (the usage writer, the garbage collector).
  * `npm run bench:governance` (`-- --rounds=N --calls=N --warmup=N`); exits 1 when the target is missed.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -21,9 +23,10 @@ import type { LanguageModelV4 } from "@ai-sdk/provider";
 import { createSwitchboard } from "@switchboard/ai-sdk";
 import { KeyStore } from "@switchboard/core";
 import { type Accountant, type Actor, Hub, type HubConfigInput } from "@switchboard/hub";
+import type { Store } from "@switchboard/store";
 import { createProviderRegistry, generateText, type LanguageModelMiddleware, streamText } from "ai";
 import Database from "better-sqlite3";
-import { measure, numberArg, type VariantResult } from "./measure.ts";
+import { measure, median, numberArg, type VariantResult } from "./measure.ts";
 import { MOCK_ANSWER, spawnMockUpstream } from "./mock-upstream.ts";
 
 const rounds = numberArg("rounds", 12);
@@ -262,6 +265,86 @@ for (const section of sections) {
   const { met } = printSection(`${section.title} (${section.callsPerRound} calls a round)`, results);
   if (section === sections[0]) targetMet = met;
 }
+
+// --- where the time goes -------------------------------------------------------------------------
+
+/** Times every call of the store's `methods`, wrapped on this one object; `restore` unwraps them. */
+function timeStoreCalls(store: Store, methods: readonly string[]) {
+  const target = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const samples = new Map<string, number[]>(methods.map((method) => [method, []]));
+  for (const method of methods) {
+    const original = target[method]?.bind(store);
+    if (!original) throw new Error(`the store has no ${method}`);
+    target[method] = async (...args: unknown[]) => {
+      const started = performance.now();
+      try {
+        return await original(...args);
+      } finally {
+        samples.get(method)?.push((performance.now() - started) * 1000);
+      }
+    };
+  }
+  return {
+    samples,
+    restore: () => {
+      for (const method of methods) delete target[method];
+    },
+  };
+}
+
+/** CPU of one prompt in µs: this thread's, and the rest of the process's (other threads). */
+interface CpuSplit {
+  main: number;
+  others: number;
+}
+
+/** `rounds` interleaved rounds of `prompts` prompts per hub; the median split of each hub. */
+async function cpuSplits(list: readonly Hub[], prompts: number): Promise<CpuSplit[]> {
+  const perRound = list.map(() => ({ main: [] as number[], others: [] as number[] }));
+  for (let round = 0; round < rounds; round++) {
+    for (const index of round % 2 === 0 ? list.keys() : [...list.keys()].reverse()) {
+      const hub = list[index] as Hub;
+      const call = hubCall(hub, false);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const processStarted = process.cpuUsage();
+      const threadStarted = process.threadCpuUsage();
+      for (let i = 0; i < prompts; i++) await call();
+      await hub.flush(); // writing the usage rows counts too
+      const all = process.cpuUsage(processStarted);
+      const main = process.threadCpuUsage(threadStarted);
+      perRound[index]?.main.push((main.user + main.system) / prompts);
+      perRound[index]?.others.push((all.user + all.system - main.user - main.system) / prompts);
+    }
+  }
+  return perRound.map(({ main, others }) => ({ main: median(main), others: median(others) }));
+}
+
+function describeSpans(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const total = sorted.reduce((sum, value) => sum + value, 0);
+  const at = (quantile: number) => (sorted[Math.floor(sorted.length * quantile)] ?? 0).toFixed(0);
+  const slowest = sorted.slice(Math.floor(sorted.length * 0.99)).reduce((sum, value) => sum + value, 0);
+  return (
+    `mean ${(total / sorted.length).toFixed(0).padStart(4)} µs   p50 ${at(0.5).padStart(4)}   p99 ${at(0.99).padStart(5)}   ` +
+    `max ${(sorted.at(-1) ?? 0).toFixed(0).padStart(6)}   (the slowest 1 % take ${((100 * slowest) / total).toFixed(0)} % of it)`
+  );
+}
+
+const timed = timeStoreCalls(await hubs.full.store(), ["reserveAgainstCaps", "settleHolds"]);
+const [bareCpu, logCpu, fullCpu] = await cpuSplits([hubs.bare, hubs.logOnly, hubs.full], callsPerRound);
+timed.restore();
+console.log(
+  `\nWhere full governance's time goes (${rounds} interleaved rounds × ${callsPerRound} prompts per hub, not streamed):`,
+);
+const reserves = timed.samples.get("reserveAgainstCaps") ?? [];
+const settles = timed.samples.get("settleHolds") ?? [];
+console.log(`  reserve (store.reserveAgainstCaps)  ${describeSpans(reserves)}`);
+console.log(`  settle  (store.settleHolds)         ${describeSpans(settles)}`);
+const cpuLine = (name: string, split: CpuSplit | undefined) =>
+  `  CPU per prompt, ${name.padEnd(17)} prompting thread ${split?.main.toFixed(0).padStart(4)} µs, other threads ${split?.others.toFixed(0).padStart(4)} µs`;
+console.log(cpuLine("hub bare:", bareCpu));
+console.log(cpuLine("usage log only:", logCpu));
+console.log(cpuLine("full governance:", fullCpu));
 
 for (const hub of Object.values(hubs)) {
   await hub.flush();
