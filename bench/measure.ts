@@ -12,9 +12,14 @@ export interface VariantResult {
   name: string;
   /** Median over rounds of the mean per-call time, in ms. */
   medianMs: number;
+  /**
+   * Median over rounds of this process's CPU time (every thread) per call, in ms: steadier than
+   * wall time on a busy machine, and blind to work done in other processes (an upstream server).
+   */
+  medianCpuMs: number;
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2
@@ -28,18 +33,25 @@ export async function measure(
 ): Promise<VariantResult[]> {
   for (const variant of variants) for (let i = 0; i < options.warmupCalls; i++) await variant.call();
   const perRound = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
+  const cpuPerRound = new Map<string, number[]>(variants.map((variant) => [variant.name, []]));
   for (let round = 0; round < options.rounds; round++) {
     // Alternate the order each round so neither variant always runs first.
     const ordered = round % 2 === 0 ? variants : [...variants].reverse();
     for (const variant of ordered) {
+      // Let work a variant left behind (timers, background writes) finish before timing the next.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const cpuStarted = process.cpuUsage();
       const started = performance.now();
       for (let i = 0; i < options.callsPerRound; i++) await variant.call();
       perRound.get(variant.name)?.push((performance.now() - started) / options.callsPerRound);
+      const cpu = process.cpuUsage(cpuStarted);
+      cpuPerRound.get(variant.name)?.push((cpu.user + cpu.system) / 1000 / options.callsPerRound);
     }
   }
   return variants.map((variant) => ({
     name: variant.name,
     medianMs: median(perRound.get(variant.name) ?? []),
+    medianCpuMs: median(cpuPerRound.get(variant.name) ?? []),
   }));
 }
 

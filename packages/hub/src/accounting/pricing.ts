@@ -79,12 +79,18 @@ export function formatUsd(nanocents: bigint): string {
   return `$${whole}.${fraction.padEnd(2, "0")}`;
 }
 
-/** Cost of `tokens` at `usdPerMillion`, rounded up so a budget is never under-charged. */
-function tokensCost(tokens: number, usdPerMillion: number): bigint {
-  if (tokens <= 0 || usdPerMillion === 0) return 0n;
-  const perMillion = usdToNanocents(usdPerMillion);
+/** Cost of `tokens` at `perMillion` nanocents, rounded up so a budget is never under-charged. */
+function tokensCost(tokens: number, perMillion: bigint): bigint {
+  if (tokens <= 0 || perMillion === 0n) return 0n;
   const total = BigInt(tokens) * perMillion;
   return (total + 999_999n) / 1_000_000n;
+}
+
+/** A price in nanocents per million tokens: converted once per model, not on every response. */
+interface Rates {
+  input: bigint;
+  output: bigint;
+  cachedInput: bigint;
 }
 
 export type PriceLookup = { price: Price } | { price: undefined; free: boolean };
@@ -92,6 +98,7 @@ export type PriceLookup = { price: Price } | { price: undefined; free: boolean }
 /** Prices from config override the shipped table, model by model. */
 export class PriceBook {
   readonly #prices: Map<string, Price>;
+  readonly #rates = new Map<string, Rates>();
   readonly #unpriced: "free" | "refuse" | undefined;
 
   constructor(config: HubConfig) {
@@ -115,16 +122,32 @@ export class PriceBook {
    * declared unpriced models free) or no token counts were reported.
    */
   cost(modelId: string, usage: Usage): bigint | undefined {
-    const price = this.#prices.get(modelId);
-    if (!price) return this.#unpriced === "free" ? 0n : undefined;
+    const rates = this.#ratesOf(modelId);
+    if (!rates) return this.#unpriced === "free" ? 0n : undefined;
     if (usage.input === undefined && usage.output === undefined) return undefined;
     const cached = Math.min(usage.cachedInput ?? 0, usage.input ?? 0);
     const uncached = (usage.input ?? 0) - cached;
     return (
-      tokensCost(uncached, price.input) +
-      tokensCost(cached, price.cachedInput ?? price.input) +
-      tokensCost(usage.output ?? 0, price.output)
+      tokensCost(uncached, rates.input) +
+      tokensCost(cached, rates.cachedInput) +
+      tokensCost(usage.output ?? 0, rates.output)
     );
+  }
+
+  #ratesOf(modelId: string): Rates | undefined {
+    let rates = this.#rates.get(modelId);
+    if (rates === undefined) {
+      const price = this.#prices.get(modelId);
+      if (!price) return undefined;
+      const input = usdToNanocents(price.input);
+      rates = {
+        input,
+        output: usdToNanocents(price.output),
+        cachedInput: price.cachedInput === undefined ? input : usdToNanocents(price.cachedInput),
+      };
+      this.#rates.set(modelId, rates);
+    }
+    return rates;
   }
 
   /** Throws when accounting needs a price for this model and the config made no decision about it. */

@@ -68,6 +68,16 @@ export function accountingPlugin(options: {
   const { config, prices } = options;
   const settings = config.accounting ?? {};
   const groups = new Map<string, GroupBooking>();
+  // Configured amounts are converted once, not on every prompt.
+  const converted = new Map<number, bigint>();
+  const nanocents = (usd: number): bigint => {
+    let amount = converted.get(usd);
+    if (amount === undefined) {
+      amount = usdToNanocents(usd);
+      converted.set(usd, amount);
+    }
+    return amount;
+  };
 
   /**
    * A group's own setting first (groups only); then per model, per purpose, an estimate from
@@ -79,17 +89,17 @@ export function accountingPlugin(options: {
     input: PromptInput | undefined,
   ): bigint => {
     if (!input && settings.group_reservation_usd !== undefined)
-      return usdToNanocents(settings.group_reservation_usd);
+      return nanocents(settings.group_reservation_usd);
     const perModel = settings.reservations?.models?.[modelId];
-    if (perModel !== undefined) return usdToNanocents(perModel);
+    if (perModel !== undefined) return nanocents(perModel);
     const perPurpose = purpose ? settings.reservations?.purposes?.[purpose] : undefined;
-    if (perPurpose !== undefined) return usdToNanocents(perPurpose);
+    if (perPurpose !== undefined) return nanocents(perPurpose);
     const maxTokens = input?.options.max_tokens;
     if (settings.estimate !== false && input && typeof maxTokens === "number") {
       const estimate = prices.cost(modelId, { input: estimateInputTokens(input), output: maxTokens });
       if (estimate !== undefined) return estimate;
     }
-    return usdToNanocents(
+    return nanocents(
       input ? (settings.auto_reservation_usd ?? DEFAULT_RESERVATION_USD) : DEFAULT_GROUP_RESERVATION_USD,
     );
   };
