@@ -6,6 +6,8 @@
  *  - sequential added latency: interleaved rounds of direct and gateway requests, median of the
  *    rounds' medians; the same for the time to the first streamed chunk;
  *  - the gateway's peak RSS, and start-up: from spawning `switchboard serve` to its first 200.
+ * Beside both, a minimal Node proxy (bench/minimal-proxy.ts, its own process) shows what the extra
+ * hop alone costs on this machine, so the gateway's own share is the difference to it.
  * Only 127.0.0.1 is used. `npm run bench:gateway` (`-- --duration=S --rounds=N --calls=N`;
  * `--switchboard=PATH` runs another checkout's `packages/cli/bin/switchboard.js`).
  * Exits 1 when a target is missed.
@@ -18,15 +20,19 @@ import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import Database from "better-sqlite3";
 import { median, numberArg } from "./measure.ts";
+import { spawnMinimalProxy } from "./minimal-proxy.ts";
 import { MOCK_ANSWER, spawnMockUpstream } from "./mock-upstream.ts";
 
-const durationSeconds = numberArg("duration", 4);
+const durationSeconds = numberArg("duration", 3);
 const rounds = numberArg("rounds", 10);
 const callsPerRound = numberArg("calls", 100);
 const startups = numberArg("startups", 3);
 const bin =
   process.argv.find((arg) => arg.startsWith("--switchboard="))?.slice("--switchboard=".length) ??
   new URL("../packages/cli/bin/switchboard.js", import.meta.url).pathname;
+
+/** No request may hang the benchmark. */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 const TARGETS = {
   requestsPerSecondAt10: 2000,
@@ -82,6 +88,9 @@ function startGateway(): Promise<Gateway> {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
+  const killChild = () => child.kill();
+  process.once("exit", killChild);
+  child.once("exit", () => process.off("exit", killChild));
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -131,6 +140,12 @@ const direct: Target = {
   headers: { "content-type": "application/json", authorization: "Bearer unused" },
   body: (stream) => requestBody("bench-model", stream),
 };
+const proxy = await spawnMinimalProxy(mock.url);
+const viaProxy: Target = {
+  ...direct,
+  name: "through the minimal proxy",
+  url: `${proxy.url}/chat/completions`,
+};
 const gatewayTarget = (url: string): Target => ({
   name: "through the gateway",
   url: `${url}/v1/chat/completions`,
@@ -145,6 +160,7 @@ async function timeAnswer(target: Target): Promise<number> {
     method: "POST",
     headers: target.headers,
     body: target.body(false),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   const body = (await response.json()) as { choices?: { message?: { content?: string } }[] };
   const elapsed = performance.now() - started;
@@ -161,6 +177,7 @@ async function timeStream(target: Target): Promise<{ first: number; end: number 
     method: "POST",
     headers: target.headers,
     body: target.body(true),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   if (response.status !== 200 || !response.body)
     throw new Error(`${target.name} answered ${response.status}`);
@@ -207,6 +224,7 @@ async function load(target: Target, connections: number, stream: boolean): Promi
     body: target.body(stream),
     connections,
     duration: durationSeconds,
+    timeout: REQUEST_TIMEOUT_MS / 1000,
   });
   return {
     requestsPerSecond: result.requests.total / result.duration,
@@ -254,20 +272,30 @@ const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, memoryOf(gateway.process.pid as number)?.rss ?? 0);
 }, 50);
 
-const [directAnswer = 0, gatewayAnswer = 0] = await sequential([direct, viaGateway], timeAnswer);
-const [directFirstChunk = 0, gatewayFirstChunk = 0] = await sequential(
-  [direct, viaGateway],
+const [directAnswer = 0, proxyAnswer = 0, gatewayAnswer = 0] = await sequential(
+  [direct, viaProxy, viaGateway],
+  timeAnswer,
+);
+const [directFirstChunk = 0, proxyFirstChunk = 0, gatewayFirstChunk = 0] = await sequential(
+  [direct, viaProxy, viaGateway],
   async (target) => (await timeStream(target)).first,
 );
 
 const connectionCounts = [1, 10, 50];
-const loads: { stream: boolean; connections: number; direct: LoadResult; gateway: LoadResult }[] = [];
+const loads: {
+  stream: boolean;
+  connections: number;
+  direct: LoadResult;
+  proxy: LoadResult;
+  gateway: LoadResult;
+}[] = [];
 for (const stream of [false, true]) {
   for (const connections of connectionCounts) {
     loads.push({
       stream,
       connections,
       direct: await load(direct, connections, stream),
+      proxy: await load(viaProxy, connections, stream),
       gateway: await load(viaGateway, connections, stream),
     });
   }
@@ -297,16 +325,17 @@ const check = (met: boolean, what: string) => {
 };
 const ms = (value: number) => `${value.toFixed(2)} ms`;
 
-console.log(`\nLoad (autocannon, ${durationSeconds} s per line; mock directly | through the gateway):`);
 console.log(
-  `  ${"".padEnd(22)}${"req/s".padStart(8)}${"p50".padStart(7)}${"p99".padStart(7)}   |${"req/s".padStart(8)}${"p50".padStart(7)}${"p99".padStart(7)}${"failed".padStart(8)}`,
+  `\nLoad (autocannon, ${durationSeconds} s a cell): the mock directly | through a minimal Node proxy | through the gateway`,
 );
+const header = `${"req/s".padStart(8)}${"p50".padStart(6)}${"p99".padStart(6)}`;
+console.log(`  ${"".padEnd(22)}${header}  |${header}  |${header}${"failed".padStart(8)}`);
 for (const line of loads) {
   const label = `${line.stream ? "streamed" : "not streamed"}, ${line.connections} conn`;
   const cells = (result: LoadResult) =>
-    `${result.requestsPerSecond.toFixed(0).padStart(8)}${String(result.p50).padStart(7)}${String(result.p99).padStart(7)}`;
+    `${result.requestsPerSecond.toFixed(0).padStart(8)}${String(result.p50).padStart(6)}${String(result.p99).padStart(6)}`;
   console.log(
-    `  ${label.padEnd(22)}${cells(line.direct)}   |${cells(line.gateway)}${String(line.gateway.failed).padStart(8)}`,
+    `  ${label.padEnd(22)}${cells(line.direct)}  |${cells(line.proxy)}  |${cells(line.gateway)}${String(line.proxy.failed + line.gateway.failed).padStart(8)}`,
   );
 }
 console.log("  (latencies in ms, autocannon's whole-millisecond resolution)");
@@ -333,7 +362,13 @@ console.log(
   `  sequential added latency, p50       ${ms(addedAnswer).padStart(9)}   (mock ${ms(directAnswer)}, gateway ${ms(gatewayAnswer)}; target ≤ ${TARGETS.addedP50Ms} ms: ${check(addedAnswer <= TARGETS.addedP50Ms, "sequential added latency")})`,
 );
 console.log(
+  `    of which the extra hop (minimal proxy ${ms(proxyAnswer)}): ${ms(proxyAnswer - directAnswer)}; the gateway's own: ${ms(gatewayAnswer - proxyAnswer)}`,
+);
+console.log(
   `  first streamed chunk added, p50     ${ms(addedFirstChunk).padStart(9)}   (mock ${ms(directFirstChunk)}, gateway ${ms(gatewayFirstChunk)}; target ≤ ${TARGETS.firstChunkAddedMs} ms: ${check(addedFirstChunk <= TARGETS.firstChunkAddedMs, "first-chunk added latency")})`,
+);
+console.log(
+  `    of which the extra hop (minimal proxy ${ms(proxyFirstChunk)}): ${ms(proxyFirstChunk - directFirstChunk)}; the gateway's own: ${ms(gatewayFirstChunk - proxyFirstChunk)}`,
 );
 console.log(
   `  gateway RSS, peak                   ${`${peakRss.toFixed(0)} MB`.padStart(9)}   (target ≤ ${TARGETS.rssMb} MB: ${check(peakRss <= TARGETS.rssMb, "RSS")})`,
@@ -346,6 +381,7 @@ console.log(
 );
 if (misses.length > 0) console.log(`Missed: ${misses.join("; ")}.`);
 
+await proxy.close();
 await mock.close();
 rmSync(directory, { recursive: true, force: true });
 if (misses.length > 0) process.exitCode = 1;

@@ -114,8 +114,12 @@ export function spawnMockUpstream(): Promise<MockUpstream> {
   return new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("exit", (code) => reject(new Error(`mock upstream exited with ${code} before listening`)));
+    // Never outlive the benchmark, also when it fails.
+    const killChild = () => child.kill();
+    process.once("exit", killChild);
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", (url) => {
       child.removeAllListeners("exit");
+      child.once("exit", () => process.off("exit", killChild));
       resolve({
         url,
         process: child,
