@@ -14,6 +14,7 @@ const uid = (prefix: string) => `${prefix}-${randomUUID()}`;
 
 describe.each(storeBackends())("hold expiry on $name", (backend) => {
   if (backend.skip !== undefined) {
+    // Only with SWITCHBOARD_SKIP_POSTGRES=1; the test's name says so in the report.
     it.skip(backend.skip, () => {});
     return;
   }

@@ -12,6 +12,7 @@ const HOUR = 3_600_000;
 
 describe.each(storeBackends())("usage, hold and allowance reads on $name", (backend) => {
   if (backend.skip !== undefined) {
+    // Only with SWITCHBOARD_SKIP_POSTGRES=1; the test's name says so in the report.
     it.skip(backend.skip, () => {});
     return;
   }
