@@ -33,14 +33,14 @@ async function reserveSettle(store: Store, label: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const txId = newId("tx");
     await accountant.reserve({ ...reservation, txId });
-    await accountant.settle(txId, 900_000n);
+    await accountant.settle(txId, 900_000n, reservation.amount);
   }
   const samples: number[] = [];
   for (let i = 0; i < operations; i++) {
     const txId = newId("tx");
     const started = performance.now();
     await accountant.reserve({ ...reservation, txId });
-    await accountant.settle(txId, 900_000n);
+    await accountant.settle(txId, 900_000n, reservation.amount);
     samples.push(performance.now() - started);
   }
   const total = samples.reduce((sum, value) => sum + value, 0);

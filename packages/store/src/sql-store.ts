@@ -75,6 +75,7 @@ import type {
   HoldQuery,
   KeySpend,
   PutSecretInput,
+  ReservationClosing,
   ReserveAgainstCapsInput,
   ReserveAgainstCapsResult,
   ReserveAllowanceInput,
@@ -280,6 +281,15 @@ export abstract class SqlStore implements Store {
 
   async rollbackHolds(txId: string): Promise<number> {
     return this.closeHolds(txId, 0n, "rolled_back");
+  }
+
+  /** Writes at once; SQLite overrides this to queue the write (see Store.closeReservation). */
+  async closeReservation(closing: ReservationClosing): Promise<void> {
+    const { book, txId, actual } = closing;
+    const status: ClosingStatus = actual === undefined ? "rolled_back" : "settled";
+    const amount = actual === undefined ? 0n : toNanocents(actual, "actual");
+    if (book === "caps") await this.closeHolds(txId, amount, status);
+    else await this.finishAllowance(txId, amount, status);
   }
 
   async spentInWindow(key: string, windowStart: Date): Promise<bigint> {

@@ -7,10 +7,10 @@
  * for the statements themselves and two small commits.
  */
 
-import { closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { SwitchboardError } from "@switchboard/core";
+import { describeError, SwitchboardError } from "@switchboard/core";
 import Database from "better-sqlite3";
 import type { Statement } from "./admin.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
@@ -36,6 +36,7 @@ import {
   type Row,
   storageError,
   toBigint,
+  toNanocents,
   type UsageValues,
   usageParams,
 } from "./shared.ts";
@@ -43,6 +44,7 @@ import { type ClosingStatus, SqlStore } from "./sql-store.ts";
 import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-usage-writer.ts";
 import type {
   OpenStoreOptions,
+  ReservationClosing,
   ReserveAgainstCapsResult,
   ReserveAllowanceResult,
   UsageRecordInput,
@@ -50,6 +52,68 @@ import type {
 
 export const MEMORY_PATH = ":memory:";
 const PROMPT_CONNECTION_CHECKPOINT_PAGES = 4000;
+/** How long settlements wait to be committed together. */
+const QUEUED_CLOSING_BATCH_MS = Number(process.env.SB_BATCH_MS ?? 50);
+/** How long a queued settlement whose write failed waits before the next try. */
+const QUEUED_CLOSING_RETRY_MS = 1000;
+/** A reservation commits the queue with it once this many wait (a loop that never yields to I/O). */
+const MAX_QUEUED_CLOSINGS = 256;
+
+/** How one tx's holds (or allowance reservation) close, and when that was decided (ms). */
+interface HoldClosing {
+  txId: string;
+  actual: bigint;
+  status: ClosingStatus;
+  at: number;
+}
+
+/** A settlement or release taken by closeReservation and not yet committed. */
+interface QueuedClosing extends HoldClosing {
+  book: ReservationClosing["book"];
+}
+
+/** The batch of closings as rows: a JSON array of [tx id, actual as a string, status, at]. */
+const CLOSINGS_SQL = `SELECT value ->> 0 AS closing_tx, CAST(value ->> 1 AS INTEGER) AS closing_actual,
+  value ->> 2 AS closing_status, value ->> 3 AS closing_at FROM json_each($1)`;
+/** Held holds of the batch's txs close; returns what each total must move by. */
+const CLOSE_HELD_HOLDS_SQL = `UPDATE switchboard_holds
+  SET status = c.closing_status, settled_nanocents = c.closing_actual, settled_at = c.closing_at
+  FROM (${CLOSINGS_SQL}) AS c WHERE switchboard_holds.tx_id = c.closing_tx AND switchboard_holds.status = 'held'
+  RETURNING ledger_key, created_at, reserved_nanocents, settled_nanocents`;
+/** An expired hold no longer counts; settling it records, and counts, what the prompt really cost. */
+const SETTLE_EXPIRED_HOLDS_SQL = `UPDATE switchboard_holds
+  SET status = 'settled', settled_nanocents = c.closing_actual, settled_at = c.closing_at
+  FROM (${CLOSINGS_SQL}) AS c WHERE switchboard_holds.tx_id = c.closing_tx AND c.closing_status = 'settled'
+    AND switchboard_holds.status = 'expired'
+  RETURNING ledger_key, created_at, settled_nanocents`;
+
+/**
+ * Stores with queued settlements. One `exit` listener for the whole process (installed with the
+ * first queued settlement) writes them before the process ends, as the usage log does its rows.
+ */
+const storesWithQueuedClosings = new Set<SqliteStore>();
+let exitListenerInstalled = false;
+
+function writeQueuedClosingsAtExit(): void {
+  const lost = writeQueuedClosings();
+  if (lost > 0) {
+    writeSync(
+      2,
+      `Switchboard: ${lost} reservation${lost === 1 ? "" : "s"} could not be settled before the process exited; their holds expire instead.\n`,
+    );
+  }
+}
+
+/**
+ * Commits the settlements every SQLite store of this process still has queued, in this thread,
+ * before returning; how many could not be written. (A signal that the usage log's exit guard
+ * handles reaches them through insertUsageSync, which, like every operation, commits them first.)
+ */
+function writeQueuedClosings(): number {
+  let lost = 0;
+  for (const store of storesWithQueuedClosings) lost += store.writeQueuedClosingsNow();
+  return lost;
+}
 
 /**
  * Creates the folder (0700, as it may hold prompts) and the file (0600) when missing, so the
@@ -139,8 +203,17 @@ export class SqliteStore extends SqlStore {
   readonly #finishAllowance: Database.Transaction<
     (txId: string, actual: bigint, status: ClosingStatus) => bigint | undefined
   >;
+  /** One transaction that commits what closeReservation queued. */
+  readonly #writeQueuedTransaction: Database.Transaction<() => void>;
   #writer: UsageWriterThread | undefined;
   #closed = false;
+  /** Settlements taken by closeReservation, committed with this store's next write or soon after. */
+  #queued: QueuedClosing[] = [];
+  #queuedWrite: NodeJS.Timeout | undefined;
+  /** Why the last write of the queue failed, while it waits for a retry (warned once per streak). */
+  #queueFailure: unknown;
+  /** Set when the running transaction applied the queue: emptied once it commits. */
+  #queueApplied = false;
 
   /** `writerFile`: the database file, for writing usage rows on a separate thread (files only). */
   constructor(
@@ -152,14 +225,115 @@ export class SqliteStore extends SqlStore {
     this.#db = db;
     this.#clock = clock;
     this.#writerFile = writerFile;
+    // Reservations commit queued settlements only when they would refuse (or too many wait); the
+    // other ledger writes commit them first. Either way in their own transaction: one commit.
     this.#reserve = db.transaction((r) => this.#reserveInTransaction(r));
-    this.#closeHolds = db.transaction((txId, actual, status) =>
-      this.#closeHoldsInTransaction(txId, actual, status),
-    );
+    this.#closeHolds = db.transaction((txId, actual, status) => {
+      this.#applyQueued();
+      return this.#closeHoldsInTransaction([{ txId, actual, status, at: this.#clock() }]);
+    });
     this.#takeAllowance = db.transaction((r) => this.#takeAllowanceInTransaction(r));
-    this.#finishAllowance = db.transaction((txId, actual, status) =>
-      this.#finishAllowanceInTransaction(txId, actual, status),
-    );
+    this.#finishAllowance = db.transaction((txId, actual, status) => {
+      this.#applyQueued();
+      return this.#finishAllowanceInTransaction(txId, actual, status, this.#clock());
+    });
+    this.#writeQueuedTransaction = db.transaction(() => this.#applyQueued());
+  }
+
+  // --- settlements off the caller's path -----------------------------------------------------------
+
+  /**
+   * A release, or a settlement at or below what was reserved, only lowers what the reservation
+   * counts: it is queued and the prompt that ends does not wait for a commit. It is written at the
+   * next turn of the event loop — while the next prompt's request is on its way — or earlier: by a
+   * reservation that would otherwise refuse, by any other operation of this store, at close or at
+   * process exit. Meanwhile the reservation counts in full, so no cap can be overrun; a refusal is
+   * only ever made with the queue committed. A settlement above the reservation is written at once.
+   */
+  override closeReservation(closing: ReservationClosing): Promise<void> {
+    const { actual, reserved } = closing;
+    if (actual !== undefined && (reserved === undefined || actual > reserved))
+      return super.closeReservation(closing);
+    try {
+      if (this.#closed) throw new Error("the store is closed");
+      this.#queued.push({
+        book: closing.book,
+        txId: closing.txId,
+        actual: actual === undefined ? 0n : toNanocents(actual, "actual"),
+        status: actual === undefined ? "rolled_back" : "settled",
+        at: this.#clock(),
+      });
+    } catch (error) {
+      return Promise.reject(storageError("sqlite", "closeReservation", error));
+    }
+    if (this.#queued.length === 1) {
+      storesWithQueuedClosings.add(this);
+      if (!exitListenerInstalled) {
+        exitListenerInstalled = true;
+        process.on("exit", writeQueuedClosingsAtExit);
+      }
+    }
+    if (this.#queuedWrite === undefined) {
+      this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_BATCH_MS);
+      this.#queuedWrite.unref();
+    }
+    return Promise.resolve();
+  }
+
+  /** Commits the queue in this thread now; how many settlements could not be written (they stay queued). */
+  writeQueuedClosingsNow(): number {
+    if (this.#closed || this.#queued.length === 0) return 0;
+    try {
+      this.#writeQueued();
+      return 0;
+    } catch {
+      return this.#queued.length;
+    }
+  }
+
+  readonly #writeQueuedInBackground = (): void => {
+    this.#queuedWrite = undefined;
+    if (this.#closed || this.#queued.length === 0) return;
+    try {
+      this.#writeQueued();
+    } catch (error) {
+      if (this.#queueFailure === undefined) {
+        process.emitWarning(
+          `Settling ${this.#queued.length} reservation(s) in SQLite failed; kept for retry: ${describeError(error)}`,
+        );
+      }
+      this.#queueFailure = error;
+      this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_RETRY_MS);
+      this.#queuedWrite.unref();
+    }
+  };
+
+  #writeQueued(): void {
+    try {
+      this.#writeQueuedTransaction.immediate();
+      this.#queueWritten();
+    } finally {
+      this.#queueApplied = false;
+    }
+  }
+
+  /** Applies the queued settlements inside the current transaction; the queue is emptied once it commits. */
+  #applyQueued(): void {
+    if (this.#queued.length === 0 || this.#queueApplied) return;
+    this.#queueApplied = true;
+    const holds = this.#queued.filter((closing) => closing.book === "caps");
+    if (holds.length > 0) this.#closeHoldsInTransaction(holds);
+    for (const closing of this.#queued) {
+      if (closing.book === "allowance")
+        this.#finishAllowanceInTransaction(closing.txId, closing.actual, closing.status, closing.at);
+    }
+  }
+
+  #queueWritten(): void {
+    if (this.#queued.length === 0) return;
+    this.#queued = [];
+    this.#queueFailure = undefined;
+    storesWithQueuedClosings.delete(this);
   }
 
   protected now(): number {
@@ -199,19 +373,28 @@ export class SqliteStore extends SqlStore {
     return this.#statement(sql).all(params) as Row[];
   }
 
-  /** Runs synchronous work, mapping driver failures to STORAGE_ERROR. */
-  #sync<T>(operation: string, work: () => T): T {
+  /**
+   * Runs synchronous work, mapping driver failures to STORAGE_ERROR. Queued settlements are
+   * committed first, so every operation sees them — unless the work `appliesQueued` itself, inside
+   * its own transaction, where it needs them (the ledger writes).
+   */
+  #sync<T>(operation: string, work: () => T, appliesQueued = false): T {
     try {
       if (this.#closed) throw new Error("the store is closed");
-      return work();
+      if (this.#queued.length > 0 && !appliesQueued) this.#writeQueued();
+      const result = work();
+      if (this.#queueApplied) this.#queueWritten();
+      return result;
     } catch (error) {
       throw storageError("sqlite", operation, error);
+    } finally {
+      this.#queueApplied = false;
     }
   }
 
-  #async<T>(operation: string, work: () => T): Promise<T> {
+  #async<T>(operation: string, work: () => T, appliesQueued = false): Promise<T> {
     try {
-      return Promise.resolve(this.#sync(operation, work));
+      return Promise.resolve(this.#sync(operation, work, appliesQueued));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -237,9 +420,22 @@ export class SqliteStore extends SqlStore {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    let unsettled: unknown;
+    try {
+      if (this.#queued.length > 0) this.#writeQueued();
+    } catch (error) {
+      unsettled = storageError(
+        "sqlite",
+        `settling ${this.#queued.length} queued reservation(s) at close`,
+        error,
+      );
+    }
+    clearTimeout(this.#queuedWrite);
+    storesWithQueuedClosings.delete(this);
     this.#closed = true;
     await this.#writer?.close();
     this.#db.close();
+    if (unsettled !== undefined) throw unsettled;
   }
 
   // --- secrets -------------------------------------------------------------------------------------
@@ -281,7 +477,7 @@ export class SqliteStore extends SqlStore {
   // --- accounting: windowed holds ------------------------------------------------------------------
 
   protected reserveCaps(reservation: NormalizedReserve): Promise<ReserveAgainstCapsResult> {
-    return this.#async("reserveAgainstCaps", () => this.#reserve.immediate(reservation));
+    return this.#async("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true);
   }
 
   #firstRefusal(r: NormalizedReserve): ReserveAgainstCapsResult {
@@ -296,8 +492,13 @@ export class SqliteStore extends SqlStore {
 
   #reserveInTransaction(r: NormalizedReserve): ReserveAgainstCapsResult {
     const now = this.#clock();
+    if (this.#queued.length >= MAX_QUEUED_CLOSINGS) this.#applyQueued();
     let verdict = this.#firstRefusal(r);
-    // Expired holds matter only when they would refuse: look for them then, not on every prompt.
+    // Queued settlements and expired holds matter only when they would refuse: look at them then, not on every prompt.
+    if (!verdict.ok && this.#queued.length > 0 && !this.#queueApplied) {
+      this.#applyQueued();
+      verdict = this.#firstRefusal(r);
+    }
     if (!verdict.ok && this.#expire(now, r.caps) > 0) verdict = this.#firstRefusal(r);
     if (!verdict.ok) return verdict;
     const insert = this.#statement(
@@ -365,35 +566,42 @@ export class SqliteStore extends SqlStore {
     return expired;
   }
 
-  /** Moves the total of the bucket a hold was created in by `delta`; `released` holds stop being held. */
-  #releaseFromTotal(hold: Row, delta: bigint, released: 0 | 1): void {
-    this.#statement(
-      `UPDATE switchboard_hold_totals AS t SET ${releaseFromTotalSet("$1", "$2")}
-       WHERE ledger_key = $3 AND bucket_start = $4`,
-    ).run({ 1: delta, 2: released, 3: hold.ledger_key, 4: bucketOf(Number(hold.created_at)) });
-  }
-
   protected closeHolds(txId: string, actual: bigint, status: ClosingStatus): Promise<number> {
     const operation = status === "settled" ? "settleHolds" : "rollbackHolds";
-    return this.#async(operation, () => this.#closeHolds.immediate(txId, actual, status));
+    return this.#async(operation, () => this.#closeHolds.immediate(txId, actual, status), true);
   }
 
-  #closeHoldsInTransaction(txId: string, actual: bigint, status: ClosingStatus): number {
-    const now = this.#clock();
-    const held = this.#rows(
-      `UPDATE switchboard_holds SET status = $1, settled_nanocents = $2, settled_at = $3
-       WHERE tx_id = $4 AND status = 'held' RETURNING ledger_key, created_at, reserved_nanocents`,
-      { 1: status, 2: actual, 3: now, 4: txId },
+  /**
+   * Closes the holds of every given tx with two statements however many there are — held holds
+   * settle (or roll back); expired holds of settled txs are settled, counting again — then moves
+   * each bucket total touched once, by the sum of its holds' changes. Returns how many closed.
+   */
+  #closeHoldsInTransaction(closings: readonly HoldClosing[]): number {
+    const batch = JSON.stringify(closings.map((c) => [c.txId, c.actual.toString(), c.status, c.at]));
+    const held = this.#rows(CLOSE_HELD_HOLDS_SQL, { 1: batch });
+    const expired = closings.some((closing) => closing.status === "settled")
+      ? this.#rows(SETTLE_EXPIRED_HOLDS_SQL, { 1: batch })
+      : [];
+    const totals = new Map<string, { key: unknown; bucket: number; delta: bigint; released: number }>();
+    const move = (hold: Row, delta: bigint, released: number) => {
+      const bucket = bucketOf(Number(hold.created_at));
+      const id = `${String(hold.ledger_key)}\u0000${bucket}`;
+      const total = totals.get(id);
+      if (total === undefined) totals.set(id, { key: hold.ledger_key, bucket, delta, released });
+      else {
+        total.delta += delta;
+        total.released += released;
+      }
+    };
+    for (const hold of held)
+      move(hold, toBigint(hold.settled_nanocents) - toBigint(hold.reserved_nanocents), 1);
+    for (const hold of expired) move(hold, toBigint(hold.settled_nanocents), 0);
+    const release = this.#statement(
+      `UPDATE switchboard_hold_totals AS t SET ${releaseFromTotalSet("$1", "$2")}
+       WHERE ledger_key = $3 AND bucket_start = $4`,
     );
-    for (const hold of held) this.#releaseFromTotal(hold, actual - toBigint(hold.reserved_nanocents), 1);
-    if (status === "rolled_back") return held.length;
-    // An expired hold no longer counts; settling it records what the prompt really cost.
-    const expired = this.#rows(
-      `UPDATE switchboard_holds SET status = 'settled', settled_nanocents = $1, settled_at = $2
-       WHERE tx_id = $3 AND status = 'expired' RETURNING ledger_key, created_at`,
-      { 1: actual, 2: now, 3: txId },
-    );
-    for (const hold of expired) this.#releaseFromTotal(hold, actual, 0);
+    for (const total of totals.values())
+      release.run({ 1: total.delta, 2: total.released, 3: total.key, 4: total.bucket });
     return held.length + expired.length;
   }
 
@@ -441,7 +649,7 @@ export class SqliteStore extends SqlStore {
   }
 
   protected takeAllowance(reservation: NormalizedAllowanceReserve): Promise<ReserveAllowanceResult> {
-    return this.#async("reserveAllowance", () => this.#takeAllowance.immediate(reservation));
+    return this.#async("reserveAllowance", () => this.#takeAllowance.immediate(reservation), true);
   }
 
   #decrement(r: NormalizedAllowanceReserve, now: number): Row | undefined {
@@ -454,7 +662,12 @@ export class SqliteStore extends SqlStore {
 
   #takeAllowanceInTransaction(r: NormalizedAllowanceReserve): ReserveAllowanceResult {
     const now = this.#clock();
+    if (this.#queued.length >= MAX_QUEUED_CLOSINGS) this.#applyQueued();
     let after = this.#decrement(r, now);
+    if (after === undefined && this.#queued.length > 0 && !this.#queueApplied) {
+      this.#applyQueued();
+      after = this.#decrement(r, now);
+    }
     if (after === undefined && this.#refundExpired(now, r.actorId) > 0) after = this.#decrement(r, now);
     if (after === undefined) {
       const balance = this.#get("SELECT balance_nanocents FROM switchboard_allowances WHERE actor_id = $1", {
@@ -487,12 +700,16 @@ export class SqliteStore extends SqlStore {
     status: ClosingStatus,
   ): Promise<bigint | undefined> {
     const operation = status === "settled" ? "settleAllowance" : "rollbackAllowance";
-    return this.#async(operation, () => this.#finishAllowance.immediate(txId, actual, status));
+    return this.#async(operation, () => this.#finishAllowance.immediate(txId, actual, status), true);
   }
 
   /** Refunds reserved − actual (negative = extra charge), or charges `actual` for an expired (refunded) reservation. */
-  #finishAllowanceInTransaction(txId: string, actual: bigint, status: ClosingStatus): bigint | undefined {
-    const now = this.#clock();
+  #finishAllowanceInTransaction(
+    txId: string,
+    actual: bigint,
+    status: ClosingStatus,
+    now: number,
+  ): bigint | undefined {
     const params = { 1: status, 2: actual, 3: now, 4: txId };
     let closed = this.#get(
       `UPDATE switchboard_allowance_holds SET status = $1, settled_nanocents = $2, settled_at = $3

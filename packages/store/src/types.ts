@@ -203,6 +203,16 @@ export interface CapCheck {
   windowStart: Date;
 }
 
+/** How a reservation ends: settled at `actual` (nanocents), or released entirely when `actual` is undefined. */
+export interface ReservationClosing {
+  /** Which book holds it: the windowed holds of limits (`caps`) or an actor's allowance. */
+  book: "caps" | "allowance";
+  txId: string;
+  actual?: bigint | undefined;
+  /** What the reservation held (the amount it was made with), when the caller knows it. */
+  reserved?: bigint | undefined;
+}
+
 export interface ReserveAgainstCapsInput {
   txId: string;
   amount: bigint;
@@ -341,6 +351,19 @@ export interface Store extends AdminStore {
   settleHolds(txId: string, actual: bigint): Promise<number>;
   /** Releases every held hold of the tx; returns how many. */
   rollbackHolds(txId: string): Promise<number>;
+  /**
+   * Settles or releases one reservation — what settleHolds/rollbackHolds or settleAllowance/
+   * rollbackAllowance do — without keeping the caller waiting where that is safe: a release, or a
+   * settlement at or below `reserved`, only lowers what the reservation counts. SQLite queues such
+   * a write in this process and commits it at the next turn of the event loop, or earlier: in the
+   * transaction of a reservation that would otherwise refuse, before any other operation of this
+   * store, at close, or at process exit. Every read through this store sees it, a refusal is never
+   * made while one is queued, and until it is committed the reservation counts in full (other
+   * processes see the reservation a moment longer). A settlement above `reserved` (or without it),
+   * and PostgreSQL, write before resolving. A queued write that fails stays queued, is retried, and
+   * is reported as a warning.
+   */
+  closeReservation(closing: ReservationClosing): Promise<void>;
   /**
    * Marks every hold and allowance reservation whose expiry has passed as `expired`: holds stop
    * counting, reservations are refunded. Returns how many. Reads that report budgets call it first.

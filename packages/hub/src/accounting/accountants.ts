@@ -23,8 +23,11 @@ export interface Accountant {
   name: string;
   /** Holds `amount`; throws a SwitchboardError to refuse (nothing held then). */
   reserve(reservation: Reservation): Promise<void>;
-  /** Replaces the hold with the real cost. */
-  settle(txId: string, actual: bigint): Promise<void>;
+  /**
+   * Replaces the hold with the real cost. `reserved` is the amount the reservation was made with:
+   * a settlement at or below it only lowers what is counted, so the write need not be awaited.
+   */
+  settle(txId: string, actual: bigint, reserved: bigint): Promise<void>;
   /** Releases the hold entirely. */
   rollback(txId: string): Promise<void>;
 }
@@ -140,11 +143,12 @@ export function limitsAccountant(
         },
       );
     },
-    async settle(txId, actual) {
-      await (await store()).settleHolds(txId, actual);
+    // The prompt that ends does not wait for the commit where the store can defer it (SQLite).
+    async settle(txId, actual, reserved) {
+      await (await store()).closeReservation({ book: "caps", txId, actual, reserved });
     },
     async rollback(txId) {
-      await (await store()).rollbackHolds(txId);
+      await (await store()).closeReservation({ book: "caps", txId });
     },
   };
 }
@@ -176,11 +180,11 @@ export function allowanceAccountant(store: () => Promise<Store>, config?: HubCon
         { actor: actorId, balance: result.balance?.toString(), needed: reservation.amount.toString() },
       );
     },
-    async settle(txId, actual) {
-      await (await store()).settleAllowance(txId, actual);
+    async settle(txId, actual, reserved) {
+      await (await store()).closeReservation({ book: "allowance", txId, actual, reserved });
     },
     async rollback(txId) {
-      await (await store()).rollbackAllowance(txId);
+      await (await store()).closeReservation({ book: "allowance", txId });
     },
   };
 }

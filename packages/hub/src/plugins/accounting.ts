@@ -43,11 +43,12 @@ async function finishAll(
   accountants: readonly Accountant[],
   txId: string,
   spent: bigint | undefined,
+  reserved: bigint,
 ): Promise<void> {
   for (const accountant of accountants) {
     try {
       if (spent === undefined) await accountant.rollback(txId);
-      else await accountant.settle(txId, spent);
+      else await accountant.settle(txId, spent, reserved);
     } catch (error) {
       process.emitWarning(`Accountant ${accountant.name} could not settle ${txId}: ${describeError(error)}`);
     }
@@ -57,6 +58,8 @@ async function finishAll(
 interface GroupBooking {
   txId: string;
   held: Promise<void> | undefined;
+  /** What the group's first prompt reserved with every accountant. */
+  amount: bigint;
   spent: bigint;
 }
 
@@ -124,7 +127,7 @@ export function accountingPlugin(options: {
         const group = args.group;
         let booking = groups.get(group.id);
         if (!booking) {
-          booking = { txId: group.id, held: undefined, spent: 0n };
+          booking = { txId: group.id, held: undefined, amount: 0n, spent: 0n };
           groups.set(group.id, booking);
         }
         const current = booking;
@@ -132,6 +135,7 @@ export function accountingPlugin(options: {
         return {
           async before() {
             // The group's first prompt reserves for the whole group; a refused reservation is tried again by the next prompt.
+            if (current.held === undefined) current.amount = amount;
             current.held ??= reserveAll(accountants, {
               txId: current.txId,
               amount,
@@ -166,7 +170,12 @@ export function accountingPlugin(options: {
         },
         // A failure before any output releases the hold; anything delivered is settled, also on failure or abort.
         after: ({ error }) =>
-          finishAll(accountants, args.executionId, error !== undefined && spent === 0n ? undefined : spent),
+          finishAll(
+            accountants,
+            args.executionId,
+            error !== undefined && spent === 0n ? undefined : spent,
+            amount,
+          ),
       };
     },
     async groupExit({ group }) {
@@ -174,7 +183,7 @@ export function accountingPlugin(options: {
       groups.delete(group.id);
       if (!booking?.held) return;
       await booking.held;
-      await finishAll(await options.accountants(), booking.txId, booking.spent);
+      await finishAll(await options.accountants(), booking.txId, booking.spent, booking.amount);
     },
   };
 }
