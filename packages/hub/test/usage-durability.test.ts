@@ -1,6 +1,7 @@
 /**
  * No usage row is lost: a library process that logs 200 prompts and ends without `hub.close()` —
- * by process.exit(0), SIGTERM, SIGINT or an uncaught exception — still stores all 200. SQLite
+ * by process.exit(0), SIGTERM, SIGINT or an uncaught exception — still stores all 200, and
+ * settles all 200 reservations (SQLite queues settlements a moment; they are written too). SQLite
  * writes them in-thread at `exit`; PostgreSQL's driver is asynchronous, so signals await the
  * flush, and at `exit` (process.exit, crashes) a short-lived child process writes them. A write
  * that finally fails makes `hub.flush()` and `hub.close()` reject, saying how many rows were not
@@ -49,6 +50,19 @@ async function storedRows(storage: string): Promise<number> {
   }
 }
 
+/** Holds of the child's limit still held, and settled. */
+async function storedHolds(storage: string): Promise<{ held: number; settled: number }> {
+  const store = await openStore(storage);
+  try {
+    return {
+      held: (await store.listHolds({ keyPrefix: "limit:daily", status: "held", limit: 1000 })).length,
+      settled: (await store.listHolds({ keyPrefix: "limit:daily", status: "settled", limit: 1000 })).length,
+    };
+  } finally {
+    await store.close();
+  }
+}
+
 /** What the process looks like from outside after each ending. */
 const ENDINGS = [
   { mode: "exit", expect: { code: 0, signal: null } },
@@ -71,6 +85,7 @@ describe("usage rows survive the process ending without hub.close() on SQLite", 
       expect({ code: result.code, signal: result.signal }).toEqual(ending);
       if (mode === "uncaught") expect(result.stderr).toContain("boom after the prompts");
       expect(await storedRows(url)).toBe(PROMPTS);
+      expect(await storedHolds(url)).toEqual({ held: 0, settled: PROMPTS });
     },
   );
 });
@@ -92,6 +107,7 @@ describe("usage rows on PostgreSQL when the process ends without hub.close()", (
       expect({ code: result.code, signal: result.signal }).toEqual(ending);
       expect(result.stderr).not.toContain("lost");
       expect((await storedRows(storage)) - before).toBe(PROMPTS);
+      expect((await storedHolds(storage)).held).toBe(0);
     },
   );
 });

@@ -7,10 +7,11 @@
  * for the statements themselves and two small commits.
  */
 
-import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { describeError, SwitchboardError } from "@switchboard/core";
+import { exitGuard, type PendingWrites } from "@switchboard/core/internal";
 import Database from "better-sqlite3";
 import type { Statement } from "./admin.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
@@ -53,11 +54,50 @@ import type {
 export const MEMORY_PATH = ":memory:";
 const PROMPT_CONNECTION_CHECKPOINT_PAGES = 4000;
 /** How long settlements wait to be committed together. */
-const QUEUED_CLOSING_BATCH_MS = Number(process.env.SB_BATCH_MS ?? 50);
+const QUEUED_CLOSING_BATCH_MS = 50;
 /** How long a queued settlement whose write failed waits before the next try. */
 const QUEUED_CLOSING_RETRY_MS = 1000;
 /** A reservation commits the queue with it once this many wait (a loop that never yields to I/O). */
 const MAX_QUEUED_CLOSINGS = 256;
+
+/** A store's queued settlements as the exit guard sees them (core's exit-guard.ts). */
+class QueueAtExit implements PendingWrites {
+  readonly writesInThread = true;
+  readonly #size: () => number;
+  readonly #failing: () => boolean;
+  readonly #write: () => void;
+
+  constructor(size: () => number, failing: () => boolean, write: () => void) {
+    this.#size = size;
+    this.#failing = failing;
+    this.#write = write;
+  }
+
+  get pending(): number {
+    return this.#size();
+  }
+
+  get failing(): boolean {
+    return this.#failing();
+  }
+
+  async flush(): Promise<void> {
+    this.#write();
+  }
+
+  writeAtExit(): number {
+    try {
+      this.#write();
+      return 0;
+    } catch {
+      return this.#size();
+    }
+  }
+
+  describeLost(count: number): string {
+    return `${count} settlement${count === 1 ? " (a hold that expires instead) was" : "s (holds that expire instead) were"}`;
+  }
+}
 
 /** How one tx's holds (or allowance reservation) close, and when that was decided (ms). */
 interface HoldClosing {
@@ -86,34 +126,6 @@ const SETTLE_EXPIRED_HOLDS_SQL = `UPDATE switchboard_holds
   FROM (${CLOSINGS_SQL}) AS c WHERE switchboard_holds.tx_id = c.closing_tx AND c.closing_status = 'settled'
     AND switchboard_holds.status = 'expired'
   RETURNING ledger_key, created_at, settled_nanocents`;
-
-/**
- * Stores with queued settlements. One `exit` listener for the whole process (installed with the
- * first queued settlement) writes them before the process ends, as the usage log does its rows.
- */
-const storesWithQueuedClosings = new Set<SqliteStore>();
-let exitListenerInstalled = false;
-
-function writeQueuedClosingsAtExit(): void {
-  const lost = writeQueuedClosings();
-  if (lost > 0) {
-    writeSync(
-      2,
-      `Switchboard: ${lost} reservation${lost === 1 ? "" : "s"} could not be settled before the process exited; their holds expire instead.\n`,
-    );
-  }
-}
-
-/**
- * Commits the settlements every SQLite store of this process still has queued, in this thread,
- * before returning; how many could not be written. (A signal that the usage log's exit guard
- * handles reaches them through insertUsageSync, which, like every operation, commits them first.)
- */
-function writeQueuedClosings(): number {
-  let lost = 0;
-  for (const store of storesWithQueuedClosings) lost += store.writeQueuedClosingsNow();
-  return lost;
-}
 
 /**
  * Creates the folder (0700, as it may hold prompts) and the file (0600) when missing, so the
@@ -266,13 +278,8 @@ export class SqliteStore extends SqlStore {
     } catch (error) {
       return Promise.reject(storageError("sqlite", "closeReservation", error));
     }
-    if (this.#queued.length === 1) {
-      storesWithQueuedClosings.add(this);
-      if (!exitListenerInstalled) {
-        exitListenerInstalled = true;
-        process.on("exit", writeQueuedClosingsAtExit);
-      }
-    }
+    // However the process ends, the queue is written first (see core's exit-guard.ts).
+    if (this.#queued.length === 1) exitGuard.watch(this.#queueAtExit);
     if (this.#queuedWrite === undefined) {
       this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_BATCH_MS);
       this.#queuedWrite.unref();
@@ -280,16 +287,14 @@ export class SqliteStore extends SqlStore {
     return Promise.resolve();
   }
 
-  /** Commits the queue in this thread now; how many settlements could not be written (they stay queued). */
-  writeQueuedClosingsNow(): number {
-    if (this.#closed || this.#queued.length === 0) return 0;
-    try {
-      this.#writeQueued();
-      return 0;
-    } catch {
-      return this.#queued.length;
-    }
-  }
+  /** The queue as the exit guard sees it: written however the process ends. */
+  readonly #queueAtExit = new QueueAtExit(
+    () => this.#queued.length,
+    () => this.#queueFailure !== undefined,
+    () => {
+      if (!this.#closed) this.#writeQueued();
+    },
+  );
 
   readonly #writeQueuedInBackground = (): void => {
     this.#queuedWrite = undefined;
@@ -333,7 +338,7 @@ export class SqliteStore extends SqlStore {
     if (this.#queued.length === 0) return;
     this.#queued = [];
     this.#queueFailure = undefined;
-    storesWithQueuedClosings.delete(this);
+    exitGuard.forget(this.#queueAtExit);
   }
 
   protected now(): number {
@@ -431,7 +436,7 @@ export class SqliteStore extends SqlStore {
       );
     }
     clearTimeout(this.#queuedWrite);
-    storesWithQueuedClosings.delete(this);
+    exitGuard.forget(this.#queueAtExit);
     this.#closed = true;
     await this.#writer?.close();
     this.#db.close();

@@ -1,10 +1,9 @@
 /**
  * The usage log as a plugin: one row per response (each step of a chain), every text in it
- * scrubbed of secrets, written in batches off the hot path. No row is lost: while rows wait, an
- * exit guard watches the process (see below), and a write that finally fails makes `flush()` and
- * `close()` reject, saying how many rows were not written.
+ * scrubbed of secrets, written in batches off the hot path. No row is lost: while rows wait, the
+ * process's exit guard (core's exit-guard.ts) watches the process, and a write that finally fails
+ * makes `flush()` and `close()` reject, saying how many rows were not written.
  */
-import { writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import {
   describeError,
@@ -13,6 +12,7 @@ import {
   SwitchboardError,
   scrubSecrets,
 } from "@switchboard/core";
+import { exitGuard, type PendingWrites } from "@switchboard/core/internal";
 import type { ExitStorage, Store, UsageRecordInput, UsageStatus } from "@switchboard/store";
 
 import type { PriceBook } from "../accounting/pricing.ts";
@@ -32,15 +32,13 @@ function insertUsageBeforeExit(storage: ExitStorage, rows: readonly UsageRecordI
 }
 
 const DAY_MS = 24 * 3_600_000;
-/** How long a signal waits for rows to reach an asynchronous store before the process ends. */
-const FLUSH_BEFORE_EXIT_MS = 10_000;
 
 function rowsText(count: number): string {
   return count === 1 ? "1 usage row was" : `${count} usage rows were`;
 }
 
 /** Collects rows and writes them in one statement per batch; at most one write in flight. */
-export class UsageWriter {
+export class UsageWriter implements PendingWrites {
   readonly #store: () => Promise<Store>;
   /** Where the storage is, for a write at exit before it was ever opened. */
   readonly #exitStorage: (() => ExitStorage | undefined) | undefined;
@@ -148,6 +146,10 @@ export class UsageWriter {
     return this.#failure !== undefined;
   }
 
+  describeLost(count: number): string {
+    return rowsText(count);
+  }
+
   #flushInBackground(): void {
     this.#flushQueued().catch(() => {});
   }
@@ -201,110 +203,6 @@ export class UsageWriter {
     exitGuard.settled(this);
   }
 }
-
-/**
- * Watches the process while any writer has rows waiting, so they are stored however it ends:
- * - `process.exit()` and uncaught exceptions: the `exit` event writes them before the process
- *   ends (in-thread on SQLite; through a short-lived child process for PostgreSQL or storage not
- *   opened yet), leaving Node's own exit and crash behaviour untouched;
- * - SIGTERM and SIGINT: written (in-thread, or awaited on an asynchronous store, bounded, then by
- *   the child process), then the signal is raised again, so the process ends as it would have —
- *   unless the application listens to that signal itself, which then decides;
- * - an emptied event loop (`beforeExit`): flushed.
- * With nothing waiting, no listener is installed. Only SIGKILL (or a write that fails) loses rows,
- * and a write that fails says how many on stderr.
- */
-class ExitGuard {
-  readonly #writers = new Set<UsageWriter>();
-  #installed = false;
-  #exiting = false;
-
-  watch(writer: UsageWriter): void {
-    if (this.#writers.has(writer)) return;
-    this.#writers.add(writer);
-    if (!this.#installed) this.#install();
-  }
-
-  /** A writer stored everything it had. */
-  settled(writer: UsageWriter): void {
-    if (writer.pending > 0) return;
-    this.forget(writer);
-  }
-
-  forget(writer: UsageWriter): void {
-    this.#writers.delete(writer);
-    if (this.#writers.size === 0 && !this.#exiting) this.#uninstall();
-  }
-
-  readonly #onExit = (): void => {
-    let lost = 0;
-    for (const writer of this.#writers) lost += writer.writeAtExit();
-    if (lost > 0) reportLost(lost, "the storage could not be written before the process exited");
-  };
-
-  /** One more try for a writer whose last write failed happens at `exit`: no retry loop here. */
-  readonly #onBeforeExit = (): void => {
-    for (const writer of this.#writers) if (!writer.failing) writer.flush().catch(() => {});
-  };
-
-  readonly #onSignal = (signal: NodeJS.Signals): void => {
-    this.#exiting = true;
-    void this.#saveAll().finally(() => {
-      this.#exiting = false;
-      // Our listener is the only one: end the process the way the signal would have.
-      if (process.listenerCount(signal) === 1) {
-        this.#uninstall();
-        process.kill(process.pid, signal);
-      } else if (this.#writers.size === 0) this.#uninstall();
-    });
-  };
-
-  /** In-thread where the store allows; else awaited (bounded), then whatever is left synchronously. */
-  async #saveAll(): Promise<void> {
-    const waiting: Promise<void>[] = [];
-    for (const writer of this.#writers) {
-      if (writer.writesInThread) writer.writeAtExit();
-      else waiting.push(writer.flush().catch(() => {}));
-    }
-    if (waiting.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(waiting),
-        new Promise((resolve) => {
-          timer = setTimeout(resolve, FLUSH_BEFORE_EXIT_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
-    let lost = 0;
-    for (const writer of this.#writers) lost += writer.writeAtExit();
-    if (lost > 0) reportLost(lost, "the storage could not be written before the process ended");
-  }
-
-  #install(): void {
-    this.#installed = true;
-    process.on("exit", this.#onExit);
-    process.on("beforeExit", this.#onBeforeExit);
-    process.on("SIGTERM", this.#onSignal);
-    process.on("SIGINT", this.#onSignal);
-  }
-
-  #uninstall(): void {
-    if (!this.#installed) return;
-    this.#installed = false;
-    process.off("exit", this.#onExit);
-    process.off("beforeExit", this.#onBeforeExit);
-    process.off("SIGTERM", this.#onSignal);
-    process.off("SIGINT", this.#onSignal);
-  }
-}
-
-/** At the very end of a process only a synchronous write to stderr is sure to appear. */
-function reportLost(count: number, why: string): void {
-  writeSync(2, `Switchboard: ${rowsText(count)} lost: ${why}.\n`);
-}
-
-const exitGuard = new ExitGuard();
 
 function usageStatus(response: ModelResponse): UsageStatus {
   if (response.status !== "failed") return "ok";
