@@ -10,9 +10,10 @@
  * Each line shows ms/call, what it adds over raw fetch, the ratio to raw fetch, and this process's
  * CPU per call (all threads; steadier on a busy machine). A last line puts a floor under the
  * limit: the hub with an accountant that only runs two trivial SQLite write transactions (what a
- * reserve and a settle cost at the least). Then the same read as streams, and where full
- * governance's time goes: each reserve and settle timed at the store, and CPU per prompt on the
- * prompting thread apart from the other threads (the usage writer, the garbage collector).
+ * reserve and a settle written at once would cost at the least). Then the same read as streams,
+ * and where full governance's time goes: each reserve and settle timed at the store (a settlement
+ * is queued there and committed in batches), and CPU per prompt on the prompting thread apart from
+ * the other threads (the usage writer, the garbage collector).
  * `npm run bench:governance` (`-- --rounds=N --calls=N --warmup=N`); exits 1 when the target is missed.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -330,16 +331,19 @@ function describeSpans(values: number[]): string {
   );
 }
 
-const timed = timeStoreCalls(await hubs.full.store(), ["reserveAgainstCaps", "settleHolds"]);
+const timed = timeStoreCalls(await hubs.full.store(), ["reserveAgainstCaps", "closeReservation"]);
 const [bareCpu, logCpu, fullCpu] = await cpuSplits([hubs.bare, hubs.logOnly, hubs.full], callsPerRound);
 timed.restore();
 console.log(
   `\nWhere full governance's time goes (${rounds} interleaved rounds × ${callsPerRound} prompts per hub, not streamed):`,
 );
 const reserves = timed.samples.get("reserveAgainstCaps") ?? [];
-const settles = timed.samples.get("settleHolds") ?? [];
+const settles = timed.samples.get("closeReservation") ?? [];
 console.log(`  reserve (store.reserveAgainstCaps)  ${describeSpans(reserves)}`);
-console.log(`  settle  (store.settleHolds)         ${describeSpans(settles)}`);
+console.log(`  settle  (store.closeReservation)    ${describeSpans(settles)}`);
+console.log(
+  "  (a settlement below its reservation is queued; the queue is committed every 50 ms, its CPU counted below)",
+);
 const cpuLine = (name: string, split: CpuSplit | undefined) =>
   `  CPU per prompt, ${name.padEnd(17)} prompting thread ${split?.main.toFixed(0).padStart(4)} µs, other threads ${split?.others.toFixed(0).padStart(4)} µs`;
 console.log(cpuLine("hub bare:", bareCpu));

@@ -112,6 +112,15 @@ interface QueuedClosing extends HoldClosing {
   book: ReservationClosing["book"];
 }
 
+// Statements of every reservation and settlement, built once (a statement is looked up by its text).
+const INSERT_HOLD_SQL = `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents, status, created_at,
+    expires_at, actor_id, purpose, model) VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8)`;
+const ADD_HOLD_TO_TOTAL_SQL = `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents,
+    held_count, next_expiry) VALUES ($1, $2, $3, 1, $4) ${ADD_HOLD_TO_TOTAL_ON_CONFLICT}`;
+/** Moves a bucket total by $1 as $2 of its held holds stop being held. */
+const RELEASE_FROM_TOTAL_SQL = `UPDATE switchboard_hold_totals AS t SET ${releaseFromTotalSet("$1", "$2")}
+  WHERE ledger_key = $3 AND bucket_start = $4`;
+
 /** The batch of closings as rows: a JSON array of [tx id, actual as a string, status, at]. */
 const CLOSINGS_SQL = `SELECT value ->> 0 AS closing_tx, CAST(value ->> 1 AS INTEGER) AS closing_actual,
   value ->> 2 AS closing_status, value ->> 3 AS closing_at FROM json_each($1)`;
@@ -506,14 +515,8 @@ export class SqliteStore extends SqlStore {
     }
     if (!verdict.ok && this.#expire(now, r.caps) > 0) verdict = this.#firstRefusal(r);
     if (!verdict.ok) return verdict;
-    const insert = this.#statement(
-      `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents, status, created_at, expires_at, actor_id, purpose, model)
-       VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8)`,
-    );
-    const addToTotal = this.#statement(
-      `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents, held_count, next_expiry)
-       VALUES ($1, $2, $3, 1, $4) ${ADD_HOLD_TO_TOTAL_ON_CONFLICT}`,
-    );
+    const insert = this.#statement(INSERT_HOLD_SQL);
+    const addToTotal = this.#statement(ADD_HOLD_TO_TOTAL_SQL);
     const expiresAt = now + r.ttlMs;
     for (const cap of r.caps) {
       insert.run({
@@ -601,10 +604,7 @@ export class SqliteStore extends SqlStore {
     for (const hold of held)
       move(hold, toBigint(hold.settled_nanocents) - toBigint(hold.reserved_nanocents), 1);
     for (const hold of expired) move(hold, toBigint(hold.settled_nanocents), 0);
-    const release = this.#statement(
-      `UPDATE switchboard_hold_totals AS t SET ${releaseFromTotalSet("$1", "$2")}
-       WHERE ledger_key = $3 AND bucket_start = $4`,
-    );
+    const release = this.#statement(RELEASE_FROM_TOTAL_SQL);
     for (const total of totals.values())
       release.run({ 1: total.delta, 2: total.released, 3: total.key, 4: total.bucket });
     return held.length + expired.length;
