@@ -42,7 +42,8 @@ const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]*:[^\s/@]*@/gi;
 /** Removes remembered secret values and URL credentials from a text. */
 export function scrubSecrets(text: string): string {
   const secrets = registry();
-  let scrubbed = text.replace(URL_CREDENTIALS, `$1${REDACTED}@`);
+  // Every usage row's texts pass here: look for a URL before running the expression.
+  let scrubbed = text.includes("://") ? text.replace(URL_CREDENTIALS, `$1${REDACTED}@`) : text;
   if (secrets.values.size === 0) return scrubbed;
   secrets.sorted ??= [...secrets.values].sort((a, b) => b.length - a.length);
   for (const value of secrets.sorted) {
