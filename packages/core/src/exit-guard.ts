@@ -127,5 +127,6 @@ class ExitGuard {
  * other still has to handle).
  */
 const GUARD = Symbol.for("switchboard.exitGuard");
-export const exitGuard: ExitGuard = ((globalThis as Record<symbol, ExitGuard | undefined>)[GUARD] ??=
-  new ExitGuard());
+const holder = globalThis as Record<symbol, ExitGuard | undefined>;
+holder[GUARD] ??= new ExitGuard();
+export const exitGuard: ExitGuard = holder[GUARD];

@@ -42,7 +42,7 @@ import {
   usageParams,
 } from "./shared.ts";
 import { type ClosingStatus, SqlStore } from "./sql-store.ts";
-import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-usage-writer.ts";
+import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-writer-thread.ts";
 import type {
   OpenStoreOptions,
   ReservationClosing,
@@ -52,13 +52,19 @@ import type {
 } from "./types.ts";
 
 export const MEMORY_PATH = ":memory:";
+/**
+ * The prompting connection checkpoints only once the log is this long (16 MB): the writer thread
+ * checkpoints every 50 ms, so this connection steps in only without it or when writes outpace it.
+ */
 const PROMPT_CONNECTION_CHECKPOINT_PAGES = 4000;
 /** How long settlements wait to be committed together. */
 const QUEUED_CLOSING_BATCH_MS = 50;
 /** How long a queued settlement whose write failed waits before the next try. */
 const QUEUED_CLOSING_RETRY_MS = 1000;
+/** Once this many wait, the queue is committed at the next turn of the event loop. */
+const QUEUED_CLOSINGS_BATCH = 256;
 /** A reservation commits the queue with it once this many wait (a loop that never yields to I/O). */
-const MAX_QUEUED_CLOSINGS = 256;
+const MAX_QUEUED_CLOSINGS = 4096;
 
 /** A store's queued settlements as the exit guard sees them (core's exit-guard.ts). */
 class QueueAtExit implements PendingWrites {
@@ -189,9 +195,8 @@ export function openSqliteStore(path: string, options: OpenStoreOptions = {}): S
       db.pragma("journal_mode = WAL");
       // NORMAL is durable against application crashes in WAL mode and much faster than FULL.
       db.pragma("synchronous = NORMAL");
-      // A checkpoint costs two fsyncs however few pages it copies; on this connection (the one that
-      // serves prompts) let the WAL reach 4000 pages (16 MB) first. The usage writer thread keeps
-      // SQLite's default, so with logging on most checkpoints run there, off the event loop.
+      // A checkpoint fsyncs what the log gained since the last one and can take milliseconds: on
+      // this connection (the one that serves prompts) only once the log is long.
       db.pragma(`wal_autocheckpoint = ${PROMPT_CONNECTION_CHECKPOINT_PAGES}`);
     }
   } catch (error) {
@@ -226,17 +231,21 @@ export class SqliteStore extends SqlStore {
   >;
   /** One transaction that commits what closeReservation queued. */
   readonly #writeQueuedTransaction: Database.Transaction<() => void>;
-  #writer: UsageWriterThread | undefined;
+  #writer: WriterThread | undefined;
   #closed = false;
   /** Settlements taken by closeReservation, committed with this store's next write or soon after. */
   #queued: QueuedClosing[] = [];
   #queuedWrite: NodeJS.Timeout | undefined;
+  #queuedWriteSoon: NodeJS.Immediate | undefined;
   /** Why the last write of the queue failed, while it waits for a retry (warned once per streak). */
   #queueFailure: unknown;
   /** Set when the running transaction applied the queue: emptied once it commits. */
   #queueApplied = false;
 
-  /** `writerFile`: the database file, for writing usage rows on a separate thread (files only). */
+  /**
+   * `writerFile`: the database file, for the writer thread (files only): it writes usage rows and
+   * checkpoints the log, from the first write of this store on.
+   */
   constructor(
     db: Database.Database,
     clock: () => number,
@@ -293,6 +302,9 @@ export class SqliteStore extends SqlStore {
       this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_BATCH_MS);
       this.#queuedWrite.unref();
     }
+    if (this.#queued.length >= QUEUED_CLOSINGS_BATCH && this.#queuedWriteSoon === undefined) {
+      this.#queuedWriteSoon = setImmediate(this.#writeQueuedInBackground);
+    }
     return Promise.resolve();
   }
 
@@ -306,7 +318,10 @@ export class SqliteStore extends SqlStore {
   );
 
   readonly #writeQueuedInBackground = (): void => {
+    clearTimeout(this.#queuedWrite);
+    clearImmediate(this.#queuedWriteSoon);
     this.#queuedWrite = undefined;
+    this.#queuedWriteSoon = undefined;
     if (this.#closed || this.#queued.length === 0) return;
     try {
       this.#writeQueued();
@@ -348,6 +363,13 @@ export class SqliteStore extends SqlStore {
     this.#queued = [];
     this.#queueFailure = undefined;
     exitGuard.forget(this.#queueAtExit);
+  }
+
+  /** The writer thread, started with the first write (undefined without a file, or once closed). */
+  #writerThread(): WriterThread | undefined {
+    if (this.#writerFile === undefined || this.#closed) return undefined;
+    this.#writer ??= new WriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
+    return this.#writer;
   }
 
   protected now(): number {
@@ -445,6 +467,7 @@ export class SqliteStore extends SqlStore {
       );
     }
     clearTimeout(this.#queuedWrite);
+    clearImmediate(this.#queuedWriteSoon);
     exitGuard.forget(this.#queueAtExit);
     this.#closed = true;
     await this.#writer?.close();
@@ -464,9 +487,9 @@ export class SqliteStore extends SqlStore {
   // --- usage log -----------------------------------------------------------------------------------
 
   protected insertUsageRows(rows: readonly UsageValues[]): Promise<number> {
-    if (this.#writerFile && !this.#closed) {
-      this.#writer ??= new UsageWriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
-      return this.#writer.insert(rows);
+    const thread = this.#writerThread();
+    if (thread !== undefined) {
+      return thread.insert(rows);
     }
     return this.#async("insertUsage", () => this.#insertUsageNow(rows));
   }
@@ -491,6 +514,7 @@ export class SqliteStore extends SqlStore {
   // --- accounting: windowed holds ------------------------------------------------------------------
 
   protected reserveCaps(reservation: NormalizedReserve): Promise<ReserveAgainstCapsResult> {
+    this.#writerThread(); // it checkpoints the log these writes grow
     return this.#async("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true);
   }
 
@@ -654,6 +678,7 @@ export class SqliteStore extends SqlStore {
   }
 
   protected takeAllowance(reservation: NormalizedAllowanceReserve): Promise<ReserveAllowanceResult> {
+    this.#writerThread(); // it checkpoints the log these writes grow
     return this.#async("reserveAllowance", () => this.#takeAllowance.immediate(reservation), true);
   }
 
@@ -746,10 +771,11 @@ export class SqliteStore extends SqlStore {
 }
 
 /**
- * The prompting thread only copies usage rows to this writer thread, which inserts them through
- * its own connection. Resolves once the rows are committed, so a read after it sees them.
+ * The writer thread (sqlite-writer-thread.ts): the prompting thread only copies usage rows to it,
+ * and it checkpoints the log on its own. `insert` resolves once the rows are committed, so a read
+ * after it sees them.
  */
-class UsageWriterThread {
+class WriterThread {
   readonly #worker: Worker;
   readonly #pending = new Map<
     number,
@@ -759,7 +785,7 @@ class UsageWriterThread {
   #nextId = 0;
 
   constructor(path: string, busyTimeoutMs: number) {
-    const file = import.meta.url.endsWith(".ts") ? "./sqlite-usage-writer.ts" : "./sqlite-usage-writer.js";
+    const file = import.meta.url.endsWith(".ts") ? "./sqlite-writer-thread.ts" : "./sqlite-writer-thread.js";
     this.#worker = new Worker(new URL(file, import.meta.url), { workerData: { path, busyTimeoutMs } });
     this.#worker.unref();
     this.#worker.on("message", (reply: UsageWriteReply) => {
