@@ -42,7 +42,7 @@ import {
   usageParams,
 } from "./shared.ts";
 import { type ClosingStatus, SqlStore } from "./sql-store.ts";
-import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-writer-thread.ts";
+import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-usage-writer.ts";
 import type {
   OpenStoreOptions,
   ReservationClosing,
@@ -52,10 +52,6 @@ import type {
 } from "./types.ts";
 
 export const MEMORY_PATH = ":memory:";
-/**
- * The prompting connection checkpoints only once the log is this long (16 MB): the writer thread
- * checkpoints every 50 ms, so this connection steps in only without it or when writes outpace it.
- */
 const PROMPT_CONNECTION_CHECKPOINT_PAGES = 4000;
 /** How long settlements wait to be committed together. */
 const QUEUED_CLOSING_BATCH_MS = 50;
@@ -195,8 +191,9 @@ export function openSqliteStore(path: string, options: OpenStoreOptions = {}): S
       db.pragma("journal_mode = WAL");
       // NORMAL is durable against application crashes in WAL mode and much faster than FULL.
       db.pragma("synchronous = NORMAL");
-      // A checkpoint fsyncs what the log gained since the last one and can take milliseconds: on
-      // this connection (the one that serves prompts) only once the log is long.
+      // A checkpoint costs two fsyncs however few pages it copies; on this connection (the one that
+      // serves prompts) let the WAL reach 4000 pages (16 MB) first. The usage writer thread keeps
+      // SQLite's default, so with logging on most checkpoints run there, off the event loop.
       db.pragma(`wal_autocheckpoint = ${PROMPT_CONNECTION_CHECKPOINT_PAGES}`);
     }
   } catch (error) {
@@ -231,7 +228,7 @@ export class SqliteStore extends SqlStore {
   >;
   /** One transaction that commits what closeReservation queued. */
   readonly #writeQueuedTransaction: Database.Transaction<() => void>;
-  #writer: WriterThread | undefined;
+  #writer: UsageWriterThread | undefined;
   #closed = false;
   /** Settlements taken by closeReservation, committed with this store's next write or soon after. */
   #queued: QueuedClosing[] = [];
@@ -242,10 +239,7 @@ export class SqliteStore extends SqlStore {
   /** Set when the running transaction applied the queue: emptied once it commits. */
   #queueApplied = false;
 
-  /**
-   * `writerFile`: the database file, for the writer thread (files only): it writes usage rows and
-   * checkpoints the log, from the first write of this store on.
-   */
+  /** `writerFile`: the database file, for writing usage rows on a separate thread (files only). */
   constructor(
     db: Database.Database,
     clock: () => number,
@@ -365,13 +359,6 @@ export class SqliteStore extends SqlStore {
     exitGuard.forget(this.#queueAtExit);
   }
 
-  /** The writer thread, started with the first write (undefined without a file, or once closed). */
-  #writerThread(): WriterThread | undefined {
-    if (this.#writerFile === undefined || this.#closed) return undefined;
-    this.#writer ??= new WriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
-    return this.#writer;
-  }
-
   protected now(): number {
     return this.#clock();
   }
@@ -487,9 +474,9 @@ export class SqliteStore extends SqlStore {
   // --- usage log -----------------------------------------------------------------------------------
 
   protected insertUsageRows(rows: readonly UsageValues[]): Promise<number> {
-    const thread = this.#writerThread();
-    if (thread !== undefined) {
-      return thread.insert(rows);
+    if (this.#writerFile && !this.#closed) {
+      this.#writer ??= new UsageWriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
+      return this.#writer.insert(rows);
     }
     return this.#async("insertUsage", () => this.#insertUsageNow(rows));
   }
@@ -514,7 +501,6 @@ export class SqliteStore extends SqlStore {
   // --- accounting: windowed holds ------------------------------------------------------------------
 
   protected reserveCaps(reservation: NormalizedReserve): Promise<ReserveAgainstCapsResult> {
-    this.#writerThread(); // it checkpoints the log these writes grow
     return this.#async("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true);
   }
 
@@ -678,7 +664,6 @@ export class SqliteStore extends SqlStore {
   }
 
   protected takeAllowance(reservation: NormalizedAllowanceReserve): Promise<ReserveAllowanceResult> {
-    this.#writerThread(); // it checkpoints the log these writes grow
     return this.#async("reserveAllowance", () => this.#takeAllowance.immediate(reservation), true);
   }
 
@@ -771,11 +756,10 @@ export class SqliteStore extends SqlStore {
 }
 
 /**
- * The writer thread (sqlite-writer-thread.ts): the prompting thread only copies usage rows to it,
- * and it checkpoints the log on its own. `insert` resolves once the rows are committed, so a read
- * after it sees them.
+ * The prompting thread only copies usage rows to this writer thread, which inserts them through
+ * its own connection. Resolves once the rows are committed, so a read after it sees them.
  */
-class WriterThread {
+class UsageWriterThread {
   readonly #worker: Worker;
   readonly #pending = new Map<
     number,
@@ -785,7 +769,7 @@ class WriterThread {
   #nextId = 0;
 
   constructor(path: string, busyTimeoutMs: number) {
-    const file = import.meta.url.endsWith(".ts") ? "./sqlite-writer-thread.ts" : "./sqlite-writer-thread.js";
+    const file = import.meta.url.endsWith(".ts") ? "./sqlite-usage-writer.ts" : "./sqlite-usage-writer.js";
     this.#worker = new Worker(new URL(file, import.meta.url), { workerData: { path, busyTimeoutMs } });
     this.#worker.unref();
     this.#worker.on("message", (reply: UsageWriteReply) => {

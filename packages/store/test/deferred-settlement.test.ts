@@ -3,12 +3,10 @@
  * prompt waiting on SQLite. It is queued and committed in one transaction a moment later; until
  * then the reservation counts in full for other connections (never less than was spent), every
  * read through the same store sees it, and a reservation that would refuse commits it first.
- * A settlement above the reservation, and PostgreSQL, write before resolving. The writer thread
- * beside a SQLite store checkpoints the log, so the prompting connection seldom has to.
+ * A settlement above the reservation, and PostgreSQL, write before resolving.
  */
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Store } from "../src/types.ts";
@@ -196,39 +194,5 @@ describe("closeReservation on PostgreSQL", () => {
     });
     await store.closeReservation({ book: "caps", txId: released });
     expect(await other.spentInWindow(key, windowStart)).toBe(300n);
-  });
-});
-
-describe("the SQLite writer thread checkpoints the log", () => {
-  let backend: StoreBackend;
-  afterEach(() => backend.cleanup());
-
-  /** A store that has made 300 reservations, and a way to read its database file's size. */
-  async function afterReservations(options: { usageWriterThread: boolean }) {
-    backend = sqliteBackend();
-    const store = await backend.open(options);
-    const key = uid("limit");
-    for (let i = 0; i < 300; i++) {
-      await store.reserveAgainstCaps({
-        txId: uid("tx"),
-        amount: 1n,
-        caps: [{ key, cap: 1_000_000n, windowStart }],
-      });
-    }
-    const { url } = await backend.connection();
-    return () => statSync(url.slice("sqlite:".length)).size;
-  }
-
-  it("so that the prompting connection need not: the file grows without one checkpoint on it", async () => {
-    // 300 reservations write far fewer pages than the prompting connection's own threshold: only
-    // a checkpoint elsewhere copies them into the database file.
-    const withoutThread = await afterReservations({ usageWriterThread: false });
-    await pause(AFTER_THE_BATCH_MS);
-    const unchanged = withoutThread();
-    await backend.cleanup();
-    const withThread = await afterReservations({ usageWriterThread: true });
-    // The thread starts with the first reservation; on a busy machine that can take a while.
-    for (let waited = 0; withThread() <= unchanged && waited < 10_000; waited += 50) await pause(50);
-    expect(withThread()).toBeGreaterThan(unchanged);
   });
 });

@@ -1,12 +1,7 @@
 /**
- * Worker thread beside a SQLite store, with its own connection to the file, so that the slow
- * writes cost the prompting thread almost nothing:
- * - usage rows: the prompting thread only copies them here (WAL mode lets the main connection
- *   keep reading and writing while this one writes; BEGIN IMMEDIATE + busy_timeout order them);
- * - checkpoints: copying the write-ahead log back into the database file fsyncs what the log
- *   gained and takes up to milliseconds. This thread runs a passive checkpoint (it never waits
- *   for, nor blocks, other connections) every CHECKPOINT_INTERVAL_MS, so the prompting
- *   connection seldom has one to run itself (see sqlite.ts).
+ * Worker thread that writes usage rows to a SQLite file through its own connection, so logging
+ * costs the prompting thread only the message copy. WAL mode lets the main connection keep reading
+ * while this one writes; BEGIN IMMEDIATE + busy_timeout order the writers.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
@@ -19,9 +14,6 @@ export interface UsageWriteRequest {
 }
 export type UsageWriteReply = { id: number; inserted: number } | { id: number; error: string; code?: string };
 
-/** Often enough that each checkpoint has little to copy and sync under a steady stream of prompts. */
-const CHECKPOINT_INTERVAL_MS = 50;
-
 const { path, busyTimeoutMs } = workerData as { path: string; busyTimeoutMs: number };
 const db = new Database(path);
 db.pragma(`busy_timeout = ${busyTimeoutMs}`);
@@ -32,15 +24,6 @@ const insertAll = db.transaction((rows: UsageWriteRequest["rows"]) => {
   for (const row of rows) inserted += insert.run(...row).changes;
   return inserted;
 });
-
-setInterval(() => {
-  try {
-    db.pragma("wal_checkpoint(PASSIVE)");
-  } catch {
-    // Busy or failing now: the next round tries again, and the prompting connection still
-    // checkpoints itself should the log ever grow far (see sqlite.ts).
-  }
-}, CHECKPOINT_INTERVAL_MS);
 
 parentPort?.on("message", (request: UsageWriteRequest) => {
   let reply: UsageWriteReply;
