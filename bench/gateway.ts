@@ -310,10 +310,23 @@ const db = new Database(databasePath, { readonly: true });
 const usageRows = Number(
   (db.prepare("SELECT COUNT(*) AS n FROM switchboard_usage").get() as { n: number }).n,
 );
-const settledHolds = Number(
-  (db.prepare("SELECT COUNT(*) AS n FROM switchboard_holds WHERE status = 'settled'").get() as { n: number })
-    .n,
+const holdsByStatus = new Map(
+  (
+    db.prepare("SELECT status, COUNT(*) AS n FROM switchboard_holds GROUP BY status").all() as {
+      status: string;
+      n: number;
+    }[]
+  ).map(({ status, n }) => [status, Number(n)]),
 );
+const settledHolds = holdsByStatus.get("settled") ?? 0;
+const usageByStatus = (
+  db.prepare("SELECT status, COUNT(*) AS n FROM switchboard_usage GROUP BY status").all() as {
+    status: string;
+    n: number;
+  }[]
+)
+  .map(({ status, n }) => `${n} ${status}`)
+  .join(", ");
 db.close();
 
 // --- report ------------------------------------------------------------------------------------
@@ -377,7 +390,8 @@ console.log(
   `  start-up to first 200 (median of ${startupSamples.length}) ${`${startup.first200.toFixed(0)} ms`.padStart(8)}   (listening after ${startup.listening.toFixed(0)} ms; target ≤ ${TARGETS.startupMs} ms: ${check(startup.first200 <= TARGETS.startupMs, "start-up")})`,
 );
 console.log(
-  `\nGovernance on every request: ${usageRows} usage rows written, ${settledHolds} limit holds settled.`,
+  `\nGovernance on every request: ${usageRows} usage rows written (${usageByStatus}), ${settledHolds} limit holds settled` +
+    ` (${[...holdsByStatus].map(([status, n]) => `${n} ${status}`).join(", ")}).`,
 );
 if (misses.length > 0) console.log(`Missed: ${misses.join("; ")}.`);
 
