@@ -175,6 +175,7 @@ const stream = (model: LanguageModelV4) => async () => streamText({ model, promp
 const FULL = "hub, full governance (log + limit)";
 const AI_SDK = "AI SDK (registry + middleware)";
 const FLOOR = "hub + 2 trivial SQLite write transactions";
+const BARE = "hub by purpose, logging off";
 const sections: Section[] = [
   {
     title: "Not streamed: one answer, awaited",
@@ -183,7 +184,7 @@ const sections: Section[] = [
       { name: "raw fetch", call: rawFetch },
       { name: `${AI_SDK}`, call: generate(aiSdkModel) },
       { name: "AI SDK via Switchboard (log + limit)", call: generate(viaSwitchboard) },
-      { name: "hub by purpose, logging off", call: hubCall(hubs.bare, false) },
+      { name: BARE, call: hubCall(hubs.bare, false) },
       { name: "hub, usage log only (log_prompts)", call: hubCall(hubs.logOnly, false) },
       { name: "hub, one limit only", call: hubCall(hubs.limitOnly, false) },
       { name: FULL, call: hubCall(hubs.full, false) },
@@ -198,7 +199,7 @@ const sections: Section[] = [
       { name: "raw fetch", call: rawFetchStream },
       { name: `${AI_SDK}`, call: stream(aiSdkModel) },
       { name: "AI SDK via Switchboard (log + limit)", call: stream(viaSwitchboard) },
-      { name: "hub by purpose, logging off", call: hubCall(hubs.bare, true) },
+      { name: BARE, call: hubCall(hubs.bare, true) },
       { name: FULL, call: hubCall(hubs.full, true) },
     ],
   },
@@ -244,6 +245,13 @@ function printSection(title: string, results: VariantResult[]): { met: boolean }
   }
   const aiSdk = results.find((result) => result.name === AI_SDK);
   const full = results.find((result) => result.name === FULL);
+  const bare = results.find((result) => result.name === BARE);
+  if (bare && full) {
+    console.log(
+      `  the usage log and the limit themselves (full governance − hub logging off): ${(full.medianMs - bare.medianMs).toFixed(3)} ms ` +
+        `(CPU ${(full.medianCpuMs - bare.medianCpuMs).toFixed(3)} ms)`,
+    );
+  }
   if (aiSdk && full) {
     const aiSdkAdded = aiSdk.medianMs - raw.medianMs;
     const fullAdded = full.medianMs - raw.medianMs;
