@@ -268,11 +268,12 @@ export class SqliteStore extends SqlStore {
 
   /**
    * A release, or a settlement at or below what was reserved, only lowers what the reservation
-   * counts: it is queued and the prompt that ends does not wait for a commit. It is written at the
-   * next turn of the event loop — while the next prompt's request is on its way — or earlier: by a
-   * reservation that would otherwise refuse, by any other operation of this store, at close or at
-   * process exit. Meanwhile the reservation counts in full, so no cap can be overrun; a refusal is
-   * only ever made with the queue committed. A settlement above the reservation is written at once.
+   * counts: it is queued and the prompt that ends does not wait for a commit. The queue is written
+   * in one transaction every QUEUED_CLOSING_BATCH_MS (at the next turn of the event loop once
+   * QUEUED_CLOSINGS_BATCH wait), or earlier: by a reservation that would otherwise refuse, by any
+   * other operation of this store, at close or however the process ends. Meanwhile the
+   * reservation counts in full, so no cap can be overrun; a refusal is only ever made with the
+   * queue committed. A settlement above the reservation is written at once.
    */
   override closeReservation(closing: ReservationClosing): Promise<void> {
     const { actual, reserved } = closing;
