@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { SwitchboardError } from "@switchboard/core";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { PERMISSION_ACTIONS } from "./permissions.ts";
 
@@ -161,6 +161,15 @@ export function parseConfig(raw: unknown, source = "configuration"): HubConfig {
     });
   }
   return result.data;
+}
+
+/**
+ * The YAML parser, loaded the first time a configuration file is read (synchronously, as reading
+ * is): commands run without a file do not pay for it at start-up.
+ */
+function parseYaml(text: string): unknown {
+  const yaml = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+  return yaml.parse(text);
 }
 
 export function loadConfigFile(path: string): HubConfig {
