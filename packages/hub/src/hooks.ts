@@ -66,7 +66,7 @@ export interface HookSpecs {
   }) => MaybePromise<readonly Accountant[]>;
   /** Declares named secrets, so listings show them and where each is set. */
   registerSecrets: (args: { config: HubConfig }) => MaybePromise<readonly Secret[]>;
-  /** Writes buffered data (such as usage rows) now; runs on `hub.flush()`. */
+  /** Writes buffered data (usage rows, queued settlements) now; runs on `hub.flush()`. */
   flush: () => MaybePromise<void>;
   /** Called when the hub closes: flush buffers, close connections. */
   shutdown: () => MaybePromise<void>;

@@ -234,6 +234,32 @@ describe.each(storeBackends())("usage and budgets on $name", (backend: StoreBack
     },
   );
 
+  it.skipIf(backend.skip)(
+    "settles once text() resolves as this hub sees it, and for every connection after hub.flush()",
+    async () => {
+      const hub = await open({
+        default_model: "echo",
+        // No usage log: hub.flush() then has only the settlements to write, and no time passes.
+        usage: { enabled: false },
+        accounting: { ...pricedEcho, reservations: { models: { echo: 0.01 } } },
+        limits: { daily: { scope: "instance", window: "calendar-day", amount_usd: 1 } },
+      });
+      const other = await backend.open({ usageWriterThread: false });
+      const today = new Date(
+        Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate()),
+      );
+      await (await hub.model()).prompt(PROMPT).text();
+      // SQLite queues a settlement below its reservation a moment: another connection still counts $0.01.
+      const seenElsewhere = await other.spentInWindow("limit:daily", today);
+      expect(seenElsewhere).toBe(backend.name === "sqlite" ? 1_000_000_000n : COST_PER_PROMPT);
+      await hub.flush();
+      expect(await other.spentInWindow("limit:daily", today)).toBe(COST_PER_PROMPT);
+      // The hub's own reports read through its store, which commits what it queued first.
+      await (await hub.model()).prompt(PROMPT).text();
+      expect((await hub.reports.limits())[0]).toMatchObject({ used: 2n * COST_PER_PROMPT, held: 0n });
+    },
+  );
+
   it.skipIf(backend.skip)("prunes usage rows older than the retention setting", async () => {
     const store = await backend.open();
     const old = { modelRequested: "echo", modelAnswered: "echo", status: "ok" as const };

@@ -283,6 +283,9 @@ export abstract class SqlStore implements Store {
     return this.closeHolds(txId, 0n, "rolled_back");
   }
 
+  /** Nothing is queued here: closeReservation writes at once. */
+  async flushSettlements(): Promise<void> {}
+
   /** Writes at once; SQLite overrides this to queue the write (see Store.closeReservation). */
   async closeReservation(closing: ReservationClosing): Promise<void> {
     const { book, txId, actual } = closing;

@@ -303,6 +303,11 @@ export class SqliteStore extends SqlStore {
     return Promise.resolve();
   }
 
+  /** Every operation commits the queue first: this one does nothing else. */
+  override flushSettlements(): Promise<void> {
+    return this.#async("flushSettlements", () => undefined);
+  }
+
   /** The queue as the exit guard sees it: written however the process ends. */
   readonly #queueAtExit = new QueueAtExit(
     () => this.#queued.length,

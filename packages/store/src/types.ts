@@ -364,6 +364,8 @@ export interface Store extends AdminStore {
    * is reported as a warning.
    */
   closeReservation(closing: ReservationClosing): Promise<void>;
+  /** Commits every settlement closeReservation queued (nothing to do on PostgreSQL). */
+  flushSettlements(): Promise<void>;
   /**
    * Marks every hold and allowance reservation whose expiry has passed as `expired`: holds stop
    * counting, reservations are refunded. Returns how many. Reads that report budgets call it first.

@@ -62,6 +62,16 @@ describe("deferred settlement on SQLite", () => {
     expect(await other.listHolds({ key, status: "held" })).toHaveLength(0);
   });
 
+  it("commits the queue on flushSettlements", async () => {
+    const { store, other } = await twoConnections();
+    const key = uid("limit");
+    const txId = await reserve(store, key, 1000n);
+    await store.closeReservation({ book: "caps", txId, actual: 40n, reserved: 1000n });
+    expect(await other.spentInWindow(key, windowStart)).toBe(1000n);
+    await store.flushSettlements();
+    expect(await other.spentInWindow(key, windowStart)).toBe(40n);
+  });
+
   it("writes a settlement above the reservation before resolving", async () => {
     const { store, other } = await twoConnections();
     const key = uid("limit");

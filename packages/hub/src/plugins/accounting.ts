@@ -5,6 +5,7 @@
  * the prompt failed or was aborted after output — or releases the hold when nothing was delivered.
  */
 import { describeError, type ModelResponse, type PromptInput } from "@switchboard/core";
+import type { Store } from "@switchboard/store";
 import {
   type Accountant,
   allowanceAccountant,
@@ -190,9 +191,16 @@ export function accountingPlugin(options: {
 
 /** The built-in accountants the configuration asks for. */
 export function budgetsPlugin(): SwitchboardPlugin {
+  /** The hub's store, once accountants were asked for (flushing must not open it). */
+  let booksIn: (() => Promise<Store>) | undefined;
   return {
     name: "budgets",
+    // Settlements the store queued are buffered data too: `hub.flush()` writes them.
+    async flush() {
+      if (booksIn) await (await booksIn()).flushSettlements();
+    },
     registerAccountants({ config, store }) {
+      booksIn = store;
       const accountants: Accountant[] = [];
       if (Object.keys(config.limits ?? {}).length > 0) accountants.push(limitsAccountant(config, store));
       if (config.allowance?.enabled) accountants.push(allowanceAccountant(store, config));
