@@ -320,6 +320,13 @@ export function parseEventJson(
   return parsed;
 }
 
+/**
+ * The reason given when a stream is left before its end (a consumer stopped after `[DONE]`). One
+ * shared value: without a reason the fetch implementation builds an AbortError, with its stack,
+ * on every call.
+ */
+const STREAM_LEFT = Object.freeze(new Error("The rest of the event stream is not needed."));
+
 export interface ServerSentEvent {
   event?: string;
   data: string;
@@ -331,13 +338,6 @@ export interface ServerSentEvent {
  * spec says. At the end of the body a last event whose lines are complete is still delivered
  * (some servers omit the final blank line); a partial last line is dropped.
  */
-/**
- * The reason given when a stream is left before its end (a consumer stopped after `[DONE]`). One
- * shared value: without a reason the fetch implementation builds an AbortError, with its stack,
- * on every call.
- */
-const STREAM_LEFT = Object.freeze(new Error("The rest of the event stream is not needed."));
-
 export async function* readServerSentEvents(
   body: ReadableStream<Uint8Array>,
 ): AsyncGenerator<ServerSentEvent> {
