@@ -27,10 +27,10 @@ export function existingDatabase(path: string): string {
   }
 }
 
-export function openDatabase(path: string): SqliteDatabase {
+function openExisting(path: string, readonly: boolean): SqliteDatabase {
   let db: SqliteDatabase;
   try {
-    db = new Database(path, { fileMustExist: true });
+    db = new Database(path, { readonly, fileMustExist: true });
   } catch (error) {
     throw new SwitchboardError(
       "NOT_FOUND",
@@ -42,19 +42,13 @@ export function openDatabase(path: string): SqliteDatabase {
   return db;
 }
 
+export function openDatabase(path: string): SqliteDatabase {
+  return openExisting(path, false);
+}
+
 /** Opens a database file so that no statement can change it. */
 export function openDatabaseReadOnly(path: string): SqliteDatabase {
-  let db: SqliteDatabase;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
-  } catch (error) {
-    throw new SwitchboardError(
-      "NOT_FOUND",
-      `Cannot open the database ${path}: ${(error as Error).message}. Check the path (the file must exist).`,
-      { database: path },
-    );
-  }
-  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  const db = openExisting(path, true);
   db.pragma("query_only = ON");
   return db;
 }
