@@ -57,8 +57,6 @@ const PROMPT_CONNECTION_CHECKPOINT_PAGES = 4000;
 const QUEUED_CLOSING_BATCH_MS = 50;
 /** How long a queued settlement whose write failed waits before the next try. */
 const QUEUED_CLOSING_RETRY_MS = 1000;
-/** Once this many wait, the queue is committed at the next turn of the event loop. */
-const QUEUED_CLOSINGS_BATCH = 256;
 /** A reservation commits the queue with it once this many wait (a loop that never yields to I/O). */
 const MAX_QUEUED_CLOSINGS = 4096;
 
@@ -233,7 +231,6 @@ export class SqliteStore extends SqlStore {
   /** Settlements taken by closeReservation, committed with this store's next write or soon after. */
   #queued: QueuedClosing[] = [];
   #queuedWrite: NodeJS.Timeout | undefined;
-  #queuedWriteSoon: NodeJS.Immediate | undefined;
   /** Why the last write of the queue failed, while it waits for a retry (warned once per streak). */
   #queueFailure: unknown;
   /** Set when the running transaction applied the queue: emptied once it commits. */
@@ -269,9 +266,9 @@ export class SqliteStore extends SqlStore {
   /**
    * A release, or a settlement at or below what was reserved, only lowers what the reservation
    * counts: it is queued and the prompt that ends does not wait for a commit. The queue is written
-   * in one transaction every QUEUED_CLOSING_BATCH_MS (at the next turn of the event loop once
-   * QUEUED_CLOSINGS_BATCH wait), or earlier: by a reservation that would otherwise refuse, by any
-   * other operation of this store, at close or however the process ends. Meanwhile the
+   * in one transaction every QUEUED_CLOSING_BATCH_MS, or earlier: by a reservation that would
+   * otherwise refuse (or finds MAX_QUEUED_CLOSINGS waiting), by any other operation of this store,
+   * at close or however the process ends. Meanwhile the
    * reservation counts in full, so no cap can be overrun; a refusal is only ever made with the
    * queue committed. A settlement above the reservation is written at once.
    */
@@ -297,9 +294,6 @@ export class SqliteStore extends SqlStore {
       this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_BATCH_MS);
       this.#queuedWrite.unref();
     }
-    if (this.#queued.length >= QUEUED_CLOSINGS_BATCH && this.#queuedWriteSoon === undefined) {
-      this.#queuedWriteSoon = setImmediate(this.#writeQueuedInBackground);
-    }
     return Promise.resolve();
   }
 
@@ -318,10 +312,7 @@ export class SqliteStore extends SqlStore {
   );
 
   readonly #writeQueuedInBackground = (): void => {
-    clearTimeout(this.#queuedWrite);
-    clearImmediate(this.#queuedWriteSoon);
     this.#queuedWrite = undefined;
-    this.#queuedWriteSoon = undefined;
     if (this.#closed || this.#queued.length === 0) return;
     try {
       this.#writeQueued();
@@ -460,7 +451,6 @@ export class SqliteStore extends SqlStore {
       );
     }
     clearTimeout(this.#queuedWrite);
-    clearImmediate(this.#queuedWriteSoon);
     exitGuard.forget(this.#queueAtExit);
     this.#closed = true;
     await this.#writer?.close();
