@@ -6,6 +6,7 @@
  */
 
 import { SwitchboardError } from "@switchboard/core";
+import { LEASE_PREFIX } from "./budget-leases.ts";
 import type {
   Allowance,
   AllowanceEntryKind,
@@ -132,8 +133,15 @@ export function normalizeReserve(input: ReserveAgainstCapsInput): NormalizedRese
       wholeFromMs: firstWholeBucket(windowStartMs),
     };
   });
+  const txId = requireText(input.txId, "txId");
+  if (txId.startsWith(LEASE_PREFIX)) {
+    throw new SwitchboardError(
+      "INVALID_INPUT",
+      `A reservation's txId may not start with "${LEASE_PREFIX}" (budget leases use it); got "${txId}".`,
+    );
+  }
   return {
-    txId: requireText(input.txId, "txId"),
+    txId,
     amount: toNanocents(input.amount, "amount"),
     caps,
     actorId: input.actorId ?? null,

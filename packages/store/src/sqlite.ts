@@ -14,6 +14,16 @@ import { describeError, SwitchboardError } from "@switchboard/core";
 import { exitGuard, type PendingWrites } from "@switchboard/core/internal";
 import Database from "better-sqlite3";
 import type { Statement } from "./admin.ts";
+import {
+  type AdmittedReservation,
+  BudgetLeases,
+  isLeaseStale,
+  LEASE_MAX_AGE_MS,
+  LEASE_PREFIX,
+  type Lease,
+  leaseSize,
+  leasesAllowed,
+} from "./budget-leases.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
 import {
   ADD_HOLD_TO_TOTAL_ON_CONFLICT,
@@ -59,6 +69,24 @@ const QUEUED_CLOSING_BATCH_MS = 50;
 const QUEUED_CLOSING_RETRY_MS = 1000;
 /** A reservation commits the queue with it once this many wait (a loop that never yields to I/O). */
 const MAX_QUEUED_CLOSINGS = 4096;
+/** A refused reservation waits at most this long for other processes' leases on its key to end. */
+const FOREIGN_LEASE_WAIT_MS = LEASE_MAX_AGE_MS + 2 * QUEUED_CLOSING_BATCH_MS + 100;
+const FOREIGN_LEASE_POLL_MS = 20;
+/**
+ * Operations that neither read nor write budgets, some on every request (secret and token look-ups,
+ * usage rows): they keep this store's leases. Every other operation gives them back first, so what
+ * it reads about budgets is exact.
+ */
+const KEEPS_LEASES = new Set([
+  "getSecret",
+  "markSecretUsed",
+  "insertUsage",
+  "findTokenByHash",
+  "markTokenUsed",
+  "findSession",
+  "insertAuditEntry",
+  "migrations",
+]);
 
 /** A store's queued settlements as the exit guard sees them (core's exit-guard.ts). */
 class QueueAtExit implements PendingWrites {
@@ -99,6 +127,12 @@ class QueueAtExit implements PendingWrites {
   }
 }
 
+/** A reservation checked in the database, and the leases of other processes on a key that refused it. */
+interface CheckedReservation {
+  verdict: ReserveAgainstCapsResult;
+  otherLeases: string[];
+}
+
 /** How one tx's holds (or allowance reservation) close, and when that was decided (ms). */
 interface HoldClosing {
   txId: string;
@@ -111,6 +145,8 @@ interface HoldClosing {
 interface QueuedClosing extends HoldClosing {
   book: ReservationClosing["book"];
 }
+
+const giveBackAll = (): boolean => true;
 
 // Statements of every reservation and settlement, built once (a statement is looked up by its text).
 const INSERT_HOLD_SQL = `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents, status, created_at,
@@ -135,6 +171,64 @@ const SETTLE_EXPIRED_HOLDS_SQL = `UPDATE switchboard_holds
   FROM (${CLOSINGS_SQL}) AS c WHERE switchboard_holds.tx_id = c.closing_tx AND c.closing_status = 'settled'
     AND switchboard_holds.status = 'expired'
   RETURNING ledger_key, created_at, settled_nanocents`;
+
+/**
+ * Writes the holds of reservations admitted from leases, closed already where they were settled or
+ * released meanwhile: a JSON array of [tx id, key, reserved, settled, status, created, settled at,
+ * expires, actor, purpose, model]. A tx id already written is skipped (and reported).
+ */
+const INSERT_ADMITTED_HOLDS_SQL = `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents,
+    settled_nanocents, status, created_at, settled_at, expires_at, actor_id, purpose, model)
+  SELECT value ->> 0, value ->> 1, CAST(value ->> 2 AS INTEGER), CAST(value ->> 3 AS INTEGER), value ->> 4,
+    value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 FROM json_each($1) WHERE true
+  ON CONFLICT DO NOTHING RETURNING tx_id, ledger_key`;
+/** Moves a bucket total by an amount, a number of held holds and (when some are added) their earliest expiry. */
+const MOVE_TOTAL_SQL = `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents,
+    held_count, next_expiry) VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT (ledger_key, bucket_start) DO UPDATE SET
+    amount_nanocents = t.amount_nanocents + excluded.amount_nanocents,
+    held_count = t.held_count + excluded.held_count,
+    next_expiry = CASE WHEN t.held_count + excluded.held_count <= 0 THEN NULL
+      WHEN excluded.next_expiry IS NOT NULL AND (t.next_expiry IS NULL OR excluded.next_expiry < t.next_expiry)
+      THEN excluded.next_expiry ELSE t.next_expiry END`;
+/** Takes what the admitted prompts now hold themselves off their lease. */
+const SHRINK_LEASE_SQL = `UPDATE switchboard_holds SET reserved_nanocents = reserved_nanocents - $1
+  WHERE tx_id = $2 AND ledger_key = $3 AND status = 'held' RETURNING created_at`;
+/** Gives a lease back: it leaves no trace but what its prompts' own holds record. */
+const GIVE_BACK_LEASE_SQL = `DELETE FROM switchboard_holds WHERE tx_id = $1 AND ledger_key = $2 AND status = 'held'
+  RETURNING reserved_nanocents, created_at`;
+/** Leases on a key still held (by other processes: this one gave its own back first). */
+const LEASES_ON_KEY_SQL = `SELECT tx_id FROM switchboard_holds WHERE tx_id >= '${LEASE_PREFIX}'
+  AND tx_id < '${LEASE_PREFIX.slice(0, -1)};' AND ledger_key = $1 AND status = 'held' AND expires_at > $2`;
+/** How many of the given (JSON array of) tx ids are still held. */
+const STILL_HELD_SQL = `SELECT COUNT(*) AS held FROM switchboard_holds
+  WHERE tx_id IN (SELECT value FROM json_each($1)) AND status = 'held'`;
+
+/** Bucket totals to move, one statement per bucket however many holds moved it. */
+class TotalMoves {
+  readonly #moves = new Map<
+    string,
+    { key: string; bucket: number; amount: bigint; held: number; expiry: number | null }
+  >();
+
+  add(key: string, createdAt: number, amount: bigint, held: number, expiry?: number): void {
+    const bucket = bucketOf(createdAt);
+    const id = `${key}\u0000${bucket}`;
+    const move = this.#moves.get(id);
+    const at = expiry ?? null;
+    if (move === undefined) this.#moves.set(id, { key, bucket, amount, held, expiry: at });
+    else {
+      move.amount += amount;
+      move.held += held;
+      if (at !== null && (move.expiry === null || at < move.expiry)) move.expiry = at;
+    }
+  }
+
+  apply(statement: Database.Statement): void {
+    for (const m of this.#moves.values())
+      statement.run({ 1: m.key, 2: m.bucket, 3: m.amount, 4: m.held, 5: m.expiry });
+  }
+}
 
 /**
  * Creates the folder (0700, as it may hold prompts) and the file (0600) when missing, so the
@@ -218,14 +312,14 @@ export class SqliteStore extends SqlStore {
   readonly #clock: () => number;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #writerFile: { path: string; busyTimeoutMs: number } | undefined;
-  readonly #reserve: Database.Transaction<(r: NormalizedReserve) => ReserveAgainstCapsResult>;
+  readonly #reserve: Database.Transaction<(r: NormalizedReserve) => CheckedReservation>;
   readonly #closeHolds: Database.Transaction<(txId: string, actual: bigint, status: ClosingStatus) => number>;
   readonly #takeAllowance: Database.Transaction<(r: NormalizedAllowanceReserve) => ReserveAllowanceResult>;
   readonly #finishAllowance: Database.Transaction<
     (txId: string, actual: bigint, status: ClosingStatus) => bigint | undefined
   >;
-  /** One transaction that commits what closeReservation queued. */
-  readonly #writeQueuedTransaction: Database.Transaction<() => void>;
+  /** One transaction that commits what closeReservation queued and what leases admitted. */
+  readonly #writeQueuedTransaction: Database.Transaction<(giveBack: (lease: Lease) => boolean) => void>;
   #writer: UsageWriterThread | undefined;
   #closed = false;
   /** Settlements taken by closeReservation, committed with this store's next write or soon after. */
@@ -235,6 +329,11 @@ export class SqliteStore extends SqlStore {
   #queueFailure: unknown;
   /** Set when the running transaction applied the queue: emptied once it commits. */
   #queueApplied = false;
+  /** Leases and the reservations admitted from them (budget-leases.ts). */
+  readonly #budget = new BudgetLeases();
+  /** What the running transaction changed in memory, applied once it commits (dropped if it rolls back). */
+  #onCommit: (() => void)[] = [];
+  #duplicatesReported = false;
 
   /** `writerFile`: the database file, for writing usage rows on a separate thread (files only). */
   constructor(
@@ -258,42 +357,40 @@ export class SqliteStore extends SqlStore {
       this.#applyQueued();
       return this.#finishAllowanceInTransaction(txId, actual, status, this.#clock());
     });
-    this.#writeQueuedTransaction = db.transaction(() => this.#applyQueued());
+    this.#writeQueuedTransaction = db.transaction((giveBack) => this.#applyQueued(giveBack));
   }
 
   // --- settlements off the caller's path -----------------------------------------------------------
 
   /**
    * A release, or a settlement at or below what was reserved, only lowers what the reservation
-   * counts: it is queued and the prompt that ends does not wait for a commit. The queue is written
-   * in one transaction every QUEUED_CLOSING_BATCH_MS, or earlier: by a reservation that would
-   * otherwise refuse (or finds MAX_QUEUED_CLOSINGS waiting), by any other operation of this store,
-   * at close or however the process ends. Meanwhile the
-   * reservation counts in full, so no cap can be overrun; a refusal is only ever made with the
-   * queue committed. A settlement above the reservation is written at once.
+   * counts: it is queued and the prompt that ends does not wait for a commit (a reservation
+   * admitted from a lease and not written yet is simply written closed). The queue is written in
+   * one transaction every QUEUED_CLOSING_BATCH_MS, or earlier: by a reservation that reaches the
+   * database, by any other operation of this store, at close or however the process ends.
+   * Meanwhile the reservation counts in full, so no cap can be overrun; a refusal is only ever made
+   * with the queue committed. A settlement above the reservation is written at once.
    */
   override closeReservation(closing: ReservationClosing): Promise<void> {
     const { actual, reserved } = closing;
-    if (actual !== undefined && (reserved === undefined || actual > reserved))
-      return super.closeReservation(closing);
     try {
       if (this.#closed) throw new Error("the store is closed");
-      this.#queued.push({
-        book: closing.book,
-        txId: closing.txId,
+      const ending = {
         actual: actual === undefined ? 0n : toNanocents(actual, "actual"),
-        status: actual === undefined ? "rolled_back" : "settled",
+        status: actual === undefined ? ("rolled_back" as const) : ("settled" as const),
         at: this.#clock(),
-      });
+      };
+      if (closing.book === "caps" && this.#budget.close(closing.txId, ending)) return Promise.resolve();
+      if (
+        actual !== undefined &&
+        (reserved === undefined || ending.actual > toNanocents(reserved, "reserved"))
+      )
+        return super.closeReservation(closing);
+      this.#queued.push({ book: closing.book, txId: closing.txId, ...ending });
     } catch (error) {
       return Promise.reject(storageError("sqlite", "closeReservation", error));
     }
-    // However the process ends, the queue is written first (see core's exit-guard.ts).
-    if (this.#queued.length === 1) exitGuard.watch(this.#queueAtExit);
-    if (this.#queuedWrite === undefined) {
-      this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_BATCH_MS);
-      this.#queuedWrite.unref();
-    }
+    this.#pendingAdded();
     return Promise.resolve();
   }
 
@@ -302,58 +399,151 @@ export class SqliteStore extends SqlStore {
     return this.#async("flushSettlements", () => undefined);
   }
 
-  /** The queue as the exit guard sees it: written however the process ends. */
+  #hasPending(): boolean {
+    return this.#queued.length > 0 || this.#budget.size > 0;
+  }
+
+  /** However the process ends, what waits is written first (core's exit-guard.ts); else soon. */
+  #pendingAdded(): void {
+    exitGuard.watch(this.#queueAtExit);
+    if (this.#queuedWrite === undefined) {
+      this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_BATCH_MS);
+      this.#queuedWrite.unref();
+    }
+  }
+
+  /** The queue as the exit guard sees it: written (and leases given back) however the process ends. */
   readonly #queueAtExit = new QueueAtExit(
-    () => this.#queued.length,
+    () => this.#queued.length + this.#budget.admitted.size,
     () => this.#queueFailure !== undefined,
     () => {
-      if (!this.#closed) this.#writeQueued();
+      if (!this.#closed) this.#writeQueued(giveBackAll);
     },
   );
 
+  /** The batch: writes what waits, gives back leases no prompt used since the last one or too old. */
   readonly #writeQueuedInBackground = (): void => {
     this.#queuedWrite = undefined;
-    if (this.#closed || this.#queued.length === 0) return;
+    if (this.#closed || !this.#hasPending()) return;
+    const now = this.#clock();
     try {
-      this.#writeQueued();
+      this.#writeQueued((lease) => !lease.used || isLeaseStale(lease, now));
     } catch (error) {
       if (this.#queueFailure === undefined) {
         process.emitWarning(
-          `Settling ${this.#queued.length} reservation(s) in SQLite failed; kept for retry: ${describeError(error)}`,
+          `Settling ${this.#queued.length + this.#budget.admitted.size} reservation(s) in SQLite failed; kept for retry: ${describeError(error)}`,
         );
       }
       this.#queueFailure = error;
       this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_RETRY_MS);
       this.#queuedWrite.unref();
+      return;
     }
+    if (this.#hasPending()) this.#pendingAdded();
   };
 
-  #writeQueued(): void {
+  #writeQueued(giveBack: (lease: Lease) => boolean): void {
     try {
-      this.#writeQueuedTransaction.immediate();
-      this.#queueWritten();
+      this.#writeQueuedTransaction.immediate(giveBack);
+      this.#committed();
     } finally {
       this.#queueApplied = false;
+      this.#onCommit = [];
     }
   }
 
-  /** Applies the queued settlements inside the current transaction; the queue is emptied once it commits. */
-  #applyQueued(): void {
-    if (this.#queued.length === 0 || this.#queueApplied) return;
+  /** The running transaction committed: memory follows it. */
+  #committed(): void {
+    const changes = this.#onCommit;
+    this.#onCommit = [];
+    for (const change of changes) change();
+    if (!this.#hasPending()) exitGuard.forget(this.#queueAtExit);
+  }
+
+  /**
+   * Inside the current transaction: writes the reservations admitted from leases, takes them off
+   * their leases (or gives back the leases `giveBack` picks), and applies the queued settlements.
+   * Memory is updated once the transaction commits.
+   */
+  #applyQueued(giveBack?: (lease: Lease) => boolean): void {
+    if (this.#queueApplied) return;
     this.#queueApplied = true;
-    const holds = this.#queued.filter((closing) => closing.book === "caps");
+    const moves = new TotalMoves();
+    const written = this.#writeAdmitted(moves);
+    for (const lease of this.#budget.leases.values()) {
+      const shrink = written.get(lease.key) ?? 0n;
+      if (giveBack?.(lease)) {
+        const row = this.#get(GIVE_BACK_LEASE_SQL, { 1: lease.txId, 2: lease.key });
+        if (row) moves.add(lease.key, Number(row.created_at), -toBigint(row.reserved_nanocents), -1);
+        this.#onCommit.push(() => {
+          if (this.#budget.leases.get(lease.key) === lease) this.#budget.leases.delete(lease.key);
+        });
+        continue;
+      }
+      if (shrink > 0n) {
+        const row = this.#get(SHRINK_LEASE_SQL, { 1: shrink, 2: lease.txId, 3: lease.key });
+        if (row) moves.add(lease.key, Number(row.created_at), -shrink, 0);
+      }
+      this.#onCommit.push(() => {
+        lease.reserved -= shrink;
+        lease.used = false;
+      });
+    }
+    moves.apply(this.#statement(MOVE_TOTAL_SQL));
+    const queued = this.#queued;
+    if (queued.length === 0) return;
+    const holds = queued.filter((closing) => closing.book === "caps");
     if (holds.length > 0) this.#closeHoldsInTransaction(holds);
-    for (const closing of this.#queued) {
+    for (const closing of queued) {
       if (closing.book === "allowance")
         this.#finishAllowanceInTransaction(closing.txId, closing.actual, closing.status, closing.at);
     }
+    this.#onCommit.push(() => {
+      this.#queued = this.#queued.slice(queued.length);
+      this.#queueFailure = undefined;
+    });
   }
 
-  #queueWritten(): void {
-    if (this.#queued.length === 0) return;
-    this.#queued = [];
-    this.#queueFailure = undefined;
-    exitGuard.forget(this.#queueAtExit);
+  /** Writes the holds of the reservations admitted from leases; what was written per key. */
+  #writeAdmitted(moves: TotalMoves): Map<string, bigint> {
+    const written = new Map<string, bigint>();
+    const admitted = this.#budget.admitted;
+    if (admitted.size === 0) return written;
+    const rows: unknown[] = [];
+    for (const a of admitted.values()) {
+      for (const key of a.keys) {
+        rows.push([
+          a.txId,
+          key,
+          a.amount.toString(),
+          a.closing?.actual.toString() ?? null,
+          a.closing?.status ?? "held",
+          a.createdAt,
+          a.closing?.at ?? null,
+          a.expiresAt,
+          a.actorId,
+          a.purpose,
+          a.model,
+        ]);
+      }
+    }
+    const inserted = this.#rows(INSERT_ADMITTED_HOLDS_SQL, { 1: JSON.stringify(rows) });
+    for (const row of inserted) {
+      const key = String(row.ledger_key);
+      const a = admitted.get(String(row.tx_id)) as AdmittedReservation;
+      if (a.closing === undefined) moves.add(key, a.createdAt, a.amount, 1, a.expiresAt);
+      else if (a.closing.status === "settled") moves.add(key, a.createdAt, a.closing.actual, 0);
+      written.set(key, (written.get(key) ?? 0n) + a.amount);
+    }
+    if (inserted.length < rows.length && !this.#duplicatesReported) {
+      this.#duplicatesReported = true;
+      process.emitWarning(
+        `${rows.length - inserted.length} hold(s) of reservations admitted from a budget lease were not written: ` +
+          "their tx id had been used before (each reservation needs its own tx id). Their amount stayed held by the lease until it was given back.",
+      );
+    }
+    this.#onCommit.push(() => admitted.clear());
+    return written;
   }
 
   protected now(): number {
@@ -394,21 +584,24 @@ export class SqliteStore extends SqlStore {
   }
 
   /**
-   * Runs synchronous work, mapping driver failures to STORAGE_ERROR. Queued settlements are
-   * committed first, so every operation sees them — unless the work `appliesQueued` itself, inside
-   * its own transaction, where it needs them (the ledger writes).
+   * Runs synchronous work, mapping driver failures to STORAGE_ERROR. Queued settlements and
+   * admitted reservations are written and leases given back first, so every operation sees exact
+   * budgets — unless the work `appliesQueued` itself, inside its own transaction (the ledger
+   * writes), or never looks at budgets (KEEPS_LEASES).
    */
   #sync<T>(operation: string, work: () => T, appliesQueued = false): T {
     try {
       if (this.#closed) throw new Error("the store is closed");
-      if (this.#queued.length > 0 && !appliesQueued) this.#writeQueued();
+      if (!appliesQueued && this.#hasPending() && !KEEPS_LEASES.has(operation))
+        this.#writeQueued(giveBackAll);
       const result = work();
-      if (this.#queueApplied) this.#queueWritten();
+      this.#committed();
       return result;
     } catch (error) {
       throw storageError("sqlite", operation, error);
     } finally {
       this.#queueApplied = false;
+      this.#onCommit = [];
     }
   }
 
@@ -442,7 +635,7 @@ export class SqliteStore extends SqlStore {
     if (this.#closed) return;
     let unsettled: unknown;
     try {
-      if (this.#queued.length > 0) this.#writeQueued();
+      if (this.#hasPending()) this.#writeQueued(giveBackAll);
     } catch (error) {
       unsettled = storageError(
         "sqlite",
@@ -496,48 +689,101 @@ export class SqliteStore extends SqlStore {
 
   // --- accounting: windowed holds ------------------------------------------------------------------
 
-  protected reserveCaps(reservation: NormalizedReserve): Promise<ReserveAgainstCapsResult> {
-    return this.#async("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true);
+  /**
+   * From this store's leases when they have room (no transaction: budget-leases.ts), else in the
+   * database. A refusal while other processes hold leases on the key waits for those leases to be
+   * given back (they last LEASE_MAX_AGE_MS at most) and checks once more.
+   */
+  protected async reserveCaps(reservation: NormalizedReserve): Promise<ReserveAgainstCapsResult> {
+    if (!this.#closed && this.#budget.admit(reservation, this.#clock())) {
+      this.#pendingAdded();
+      return { ok: true };
+    }
+    const first = this.#sync("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true);
+    if (first.otherLeases.length === 0) return first.verdict;
+    await this.#leasesGivenBack(first.otherLeases);
+    return this.#sync("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true).verdict;
   }
 
-  #firstRefusal(r: NormalizedReserve): ReserveAgainstCapsResult {
+  /** Waits until none of the leases is held any more, or FOREIGN_LEASE_WAIT_MS passed. */
+  async #leasesGivenBack(txIds: readonly string[]): Promise<void> {
+    const until = Date.now() + FOREIGN_LEASE_WAIT_MS;
+    const ids = JSON.stringify(txIds);
+    while (Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, FOREIGN_LEASE_POLL_MS));
+      const held = this.#sync("reserveAgainstCaps", () => this.#get(STILL_HELD_SQL, { 1: ids })?.held);
+      if (toBigint(held) === 0n) return;
+    }
+  }
+
+  /** The first cap the reservation would exceed (in the given order), and what each cap has spent. */
+  #check(r: NormalizedReserve): { verdict: ReserveAgainstCapsResult; used: bigint[] } {
+    const used: bigint[] = [];
     for (const cap of r.caps) {
-      const used = toBigint(
+      const spent = toBigint(
         this.#get(SPENT_IN_WINDOW_SQL, { 1: cap.key, 2: cap.wholeFromMs, 3: cap.windowStartMs })?.spent,
       );
-      if (used + r.amount > cap.cap) return { ok: false, key: cap.key, used, cap: cap.cap };
+      if (spent + r.amount > cap.cap)
+        return { verdict: { ok: false, key: cap.key, used: spent, cap: cap.cap }, used };
+      used.push(spent);
     }
-    return { ok: true };
+    return { verdict: { ok: true }, used };
   }
 
-  #reserveInTransaction(r: NormalizedReserve): ReserveAgainstCapsResult {
+  #reserveInTransaction(r: NormalizedReserve): CheckedReservation {
     const now = this.#clock();
-    if (this.#queued.length >= MAX_QUEUED_CLOSINGS) this.#applyQueued();
-    let verdict = this.#firstRefusal(r);
+    // This store's leases on these keys are given back first (with what they admitted written), so
+    // the check below counts what was really spent; so are stale ones elsewhere.
+    const keys = new Set(r.caps.map((cap) => cap.key));
+    if (this.#budget.size > 0 || this.#queued.length >= MAX_QUEUED_CLOSINGS)
+      this.#applyQueued((lease) => keys.has(lease.key) || isLeaseStale(lease, now));
+    let check = this.#check(r);
     // Queued settlements and expired holds matter only when they would refuse: look at them then, not on every prompt.
-    if (!verdict.ok && this.#queued.length > 0 && !this.#queueApplied) {
+    if (!check.verdict.ok && this.#queued.length > 0 && !this.#queueApplied) {
       this.#applyQueued();
-      verdict = this.#firstRefusal(r);
+      check = this.#check(r);
     }
-    if (!verdict.ok && this.#expire(now, r.caps) > 0) verdict = this.#firstRefusal(r);
-    if (!verdict.ok) return verdict;
+    if (!check.verdict.ok && this.#expire(now, r.caps) > 0) check = this.#check(r);
+    const { verdict, used } = check;
+    if (!verdict.ok) {
+      const leases = this.#rows(LEASES_ON_KEY_SQL, { 1: verdict.key, 2: now });
+      const otherLeases = leases.map((row) => String(row.tx_id)).filter((id) => !this.#budget.isOwn(id));
+      return { verdict, otherLeases };
+    }
     const insert = this.#statement(INSERT_HOLD_SQL);
     const addToTotal = this.#statement(ADD_HOLD_TO_TOTAL_SQL);
     const expiresAt = now + r.ttlMs;
-    for (const cap of r.caps) {
+    const hold = (txId: string, key: string, amount: bigint, owner: NormalizedReserve | undefined) => {
       insert.run({
-        1: r.txId,
-        2: cap.key,
-        3: r.amount,
+        1: txId,
+        2: key,
+        3: amount,
         4: now,
         5: expiresAt,
-        6: r.actorId,
-        7: r.purpose,
-        8: r.model,
+        6: owner?.actorId ?? null,
+        7: owner?.purpose ?? null,
+        8: owner?.model ?? null,
       });
-      addToTotal.run({ 1: cap.key, 2: bucketOf(now), 3: r.amount, 4: expiresAt });
+      addToTotal.run({ 1: key, 2: bucketOf(now), 3: amount, 4: expiresAt });
+    };
+    for (const cap of r.caps) hold(r.txId, cap.key, r.amount, r);
+    // Room to spare on every key: lease some for the next prompts (budget-leases.ts).
+    const sizes = leasesAllowed(r, now)
+      ? r.caps.map((cap, i) => leaseSize(cap.cap, used[i] ?? 0n, r.amount))
+      : [];
+    if (sizes.length > 0 && sizes.every((size) => size !== undefined)) {
+      const leases = r.caps.map((cap, i): Lease => {
+        const size = sizes[i] as bigint;
+        const txId = this.#budget.nextTxId();
+        hold(txId, cap.key, size, undefined);
+        return { key: cap.key, txId, createdAt: now, cap: cap.cap, reserved: size, free: size, used: false };
+      });
+      this.#onCommit.push(() => {
+        for (const lease of leases) this.#budget.leases.set(lease.key, lease);
+        this.#pendingAdded();
+      });
     }
-    return verdict;
+    return { verdict, otherLeases: [] };
   }
 
   /**

@@ -19,6 +19,11 @@ const uid = (prefix: string) => `${prefix}-${randomUUID()}`;
 /** Longer than the queue waits before it is committed (50 ms). */
 const AFTER_THE_BATCH_MS = 200;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Holds that expire within a minute never get a budget lease, so these tests see the settlement
+ * queue alone (budget-leases.test.ts covers leases).
+ */
+const NO_LEASE_TTL_MS = 30_000;
 
 describe("deferred settlement on SQLite", () => {
   let backend: StoreBackend;
@@ -32,7 +37,8 @@ describe("deferred settlement on SQLite", () => {
 
   async function reserve(store: Store, key: string, amount: bigint, cap = 1_000_000n): Promise<string> {
     const txId = uid("tx");
-    expect(await store.reserveAgainstCaps({ txId, amount, caps: [{ key, cap, windowStart }] })).toEqual({
+    const caps = [{ key, cap, windowStart }];
+    expect(await store.reserveAgainstCaps({ txId, amount, caps, ttlMs: NO_LEASE_TTL_MS })).toEqual({
       ok: true,
     });
     return txId;
