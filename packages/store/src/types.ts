@@ -342,6 +342,10 @@ export interface Store extends AdminStore {
    * Atomically (across processes too): refuses, writing nothing, when any cap would be exceeded —
    * reporting the first failing cap in the given order — else writes one hold per cap key. Before
    * refusing, holds of those keys whose expiry has passed are marked `expired` and stop counting.
+   * SQLite admits most reservations from a budget lease instead (budget-leases.ts): a hold already
+   * counted in full by every other process; the reservation's own holds are written a moment later,
+   * and before any other operation of this store reads them. A refusal there first waits for other
+   * processes' leases on the key to be given back. Tx ids starting with `lease:` are refused.
    */
   reserveAgainstCaps(input: ReserveAgainstCapsInput): Promise<ReserveAgainstCapsResult>;
   /**
