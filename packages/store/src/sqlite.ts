@@ -34,7 +34,6 @@ import {
   IS_MIGRATION_APPLIED_SQL,
   nextExpirySql,
   RECORD_MIGRATION_SQL,
-  releaseFromTotalSet,
   SPENT_IN_WINDOW_SQL,
   SQLITE_DIALECT,
 } from "./queries.ts";
@@ -153,10 +152,6 @@ const INSERT_HOLD_SQL = `INSERT INTO switchboard_holds (tx_id, ledger_key, reser
     expires_at, actor_id, purpose, model) VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8)`;
 const ADD_HOLD_TO_TOTAL_SQL = `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents,
     held_count, next_expiry) VALUES ($1, $2, $3, 1, $4) ${ADD_HOLD_TO_TOTAL_ON_CONFLICT}`;
-/** Moves a bucket total by $1 as $2 of its held holds stop being held. */
-const RELEASE_FROM_TOTAL_SQL = `UPDATE switchboard_hold_totals AS t SET ${releaseFromTotalSet("$1", "$2")}
-  WHERE ledger_key = $3 AND bucket_start = $4`;
-
 /** The batch of closings as rows: a JSON array of [tx id, actual as a string, status, at]. */
 const CLOSINGS_SQL = `SELECT value ->> 0 AS closing_tx, CAST(value ->> 1 AS INTEGER) AS closing_actual,
   value ->> 2 AS closing_status, value ->> 3 AS closing_at FROM json_each($1)`;
@@ -842,23 +837,14 @@ export class SqliteStore extends SqlStore {
     const expired = closings.some((closing) => closing.status === "settled")
       ? this.#rows(SETTLE_EXPIRED_HOLDS_SQL, { 1: batch })
       : [];
-    const totals = new Map<string, { key: unknown; bucket: number; delta: bigint; released: number }>();
-    const move = (hold: Row, delta: bigint, released: number) => {
-      const bucket = bucketOf(Number(hold.created_at));
-      const id = `${String(hold.ledger_key)}\u0000${bucket}`;
-      const total = totals.get(id);
-      if (total === undefined) totals.set(id, { key: hold.ledger_key, bucket, delta, released });
-      else {
-        total.delta += delta;
-        total.released += released;
-      }
-    };
-    for (const hold of held)
-      move(hold, toBigint(hold.settled_nanocents) - toBigint(hold.reserved_nanocents), 1);
-    for (const hold of expired) move(hold, toBigint(hold.settled_nanocents), 0);
-    const release = this.#statement(RELEASE_FROM_TOTAL_SQL);
-    for (const total of totals.values())
-      release.run({ 1: total.delta, 2: total.released, 3: total.key, 4: total.bucket });
+    const moves = new TotalMoves();
+    for (const hold of held) {
+      const change = toBigint(hold.settled_nanocents) - toBigint(hold.reserved_nanocents);
+      moves.add(String(hold.ledger_key), Number(hold.created_at), change, -1);
+    }
+    for (const hold of expired)
+      moves.add(String(hold.ledger_key), Number(hold.created_at), toBigint(hold.settled_nanocents), 0);
+    moves.apply(this.#statement(MOVE_TOTAL_SQL));
     return held.length + expired.length;
   }
 
