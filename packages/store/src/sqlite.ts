@@ -15,7 +15,6 @@ import { exitGuard, type PendingWrites } from "@switchboard/core/internal";
 import Database from "better-sqlite3";
 import type { Statement } from "./admin.ts";
 import {
-  type AdmittedReservation,
   BudgetLeases,
   isLeaseStale,
   LEASE_MAX_AGE_MS,
@@ -168,15 +167,12 @@ const SETTLE_EXPIRED_HOLDS_SQL = `UPDATE switchboard_holds
   RETURNING ledger_key, created_at, settled_nanocents`;
 
 /**
- * Writes the holds of reservations admitted from leases, closed already where they were settled or
- * released meanwhile: a JSON array of [tx id, key, reserved, settled, status, created, settled at,
- * expires, actor, purpose, model]. A tx id already written is skipped (and reported).
+ * Writes one hold of a reservation admitted from a lease, closed already where it was settled or
+ * released meanwhile. A tx id already written is skipped (and reported).
  */
-const INSERT_ADMITTED_HOLDS_SQL = `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents,
+const INSERT_ADMITTED_HOLD_SQL = `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents,
     settled_nanocents, status, created_at, settled_at, expires_at, actor_id, purpose, model)
-  SELECT value ->> 0, value ->> 1, CAST(value ->> 2 AS INTEGER), CAST(value ->> 3 AS INTEGER), value ->> 4,
-    value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 FROM json_each($1) WHERE true
-  ON CONFLICT DO NOTHING RETURNING tx_id, ledger_key`;
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`;
 /** Moves a bucket total by an amount, a number of held holds and (when some are added) their earliest expiry. */
 const MOVE_TOTAL_SQL = `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents,
     held_count, next_expiry) VALUES ($1, $2, $3, $4, $5)
@@ -504,36 +500,37 @@ export class SqliteStore extends SqlStore {
     const written = new Map<string, bigint>();
     const admitted = this.#budget.admitted;
     if (admitted.size === 0) return written;
-    const rows: unknown[] = [];
+    const insert = this.#statement(INSERT_ADMITTED_HOLD_SQL);
+    let skipped = 0;
     for (const a of admitted.values()) {
+      const { closing } = a;
       for (const key of a.keys) {
-        rows.push([
-          a.txId,
-          key,
-          a.amount.toString(),
-          a.closing?.actual.toString() ?? null,
-          a.closing?.status ?? "held",
-          a.createdAt,
-          a.closing?.at ?? null,
-          a.expiresAt,
-          a.actorId,
-          a.purpose,
-          a.model,
-        ]);
+        const params = {
+          1: a.txId,
+          2: key,
+          3: a.amount,
+          4: closing?.actual ?? null,
+          5: closing?.status ?? "held",
+          6: a.createdAt,
+          7: closing?.at ?? null,
+          8: a.expiresAt,
+          9: a.actorId,
+          10: a.purpose,
+          11: a.model,
+        };
+        if (insert.run(params).changes === 0) {
+          skipped += 1;
+          continue;
+        }
+        if (closing === undefined) moves.add(key, a.createdAt, a.amount, 1, a.expiresAt);
+        else if (closing.status === "settled") moves.add(key, a.createdAt, closing.actual, 0);
+        written.set(key, (written.get(key) ?? 0n) + a.amount);
       }
     }
-    const inserted = this.#rows(INSERT_ADMITTED_HOLDS_SQL, { 1: JSON.stringify(rows) });
-    for (const row of inserted) {
-      const key = String(row.ledger_key);
-      const a = admitted.get(String(row.tx_id)) as AdmittedReservation;
-      if (a.closing === undefined) moves.add(key, a.createdAt, a.amount, 1, a.expiresAt);
-      else if (a.closing.status === "settled") moves.add(key, a.createdAt, a.closing.actual, 0);
-      written.set(key, (written.get(key) ?? 0n) + a.amount);
-    }
-    if (inserted.length < rows.length && !this.#duplicatesReported) {
+    if (skipped > 0 && !this.#duplicatesReported) {
       this.#duplicatesReported = true;
       process.emitWarning(
-        `${rows.length - inserted.length} hold(s) of reservations admitted from a budget lease were not written: ` +
+        `${skipped} hold(s) of reservations admitted from a budget lease were not written: ` +
           "their tx id had been used before (each reservation needs its own tx id). Their amount stayed held by the lease until it was given back.",
       );
     }

@@ -185,4 +185,26 @@ describe("budget leases on SQLite", () => {
     expect((await reserve(store, key, 1000n, 1_000_000n, twice)).result).toEqual({ ok: true });
     await expect(reserve(store, key, 1000n, 1_000_000n, twice)).rejects.toThrow(/already/);
   });
+
+  it("reports a tx id reused after its hold was written, counting it once", async () => {
+    const { store } = await setUp();
+    const key = uid("limit");
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on("warning", onWarning);
+    try {
+      const first = await reserve(store, key, 1000n, 1_000_000n);
+      // Admitted from the lease the first reservation took; its hold cannot be written twice.
+      expect((await reserve(store, key, 1000n, 1_000_000n, first.txId)).result).toEqual({ ok: true });
+      await store.flushSettlements();
+      await pause(10);
+      expect(warnings).toEqual([
+        expect.stringMatching(/^1 hold\(s\) of reservations admitted from a budget lease were not written/),
+      ]);
+      expect(await store.spentInWindow(key, windowStart)).toBe(1000n);
+      expect(await store.listHolds({ key })).toHaveLength(1);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
 });
