@@ -23,6 +23,15 @@ import {
   leaseSize,
   leasesAllowed,
 } from "./budget-leases.ts";
+import {
+  type AdmittedHold,
+  closeHolds,
+  type HoldClosing,
+  type LeaseChange,
+  type LedgerBatch,
+  type LedgerBatchResult,
+  writeLedgerBatch,
+} from "./ledger-batch.ts";
 import { CREATE_MIGRATIONS_TABLE, MIGRATIONS } from "./migrations.ts";
 import {
   ADD_HOLD_TO_TOTAL_ON_CONFLICT,
@@ -50,7 +59,7 @@ import {
   usageParams,
 } from "./shared.ts";
 import { type ClosingStatus, SqlStore } from "./sql-store.ts";
-import type { UsageWriteReply, UsageWriteRequest } from "./sqlite-usage-writer.ts";
+import type { UsageWriteRequest, WriterReply, WriterRequest } from "./sqlite-usage-writer.ts";
 import type {
   OpenStoreOptions,
   ReservationClosing,
@@ -131,12 +140,15 @@ interface CheckedReservation {
   otherLeases: string[];
 }
 
-/** How one tx's holds (or allowance reservation) close, and when that was decided (ms). */
-interface HoldClosing {
-  txId: string;
-  actual: bigint;
-  status: ClosingStatus;
-  at: number;
+/**
+ * Ledger writes taken out of memory into a batch (ledger-batch.ts) and not yet known to be
+ * committed: handed to the writer thread (`inFlight`), or kept to be tried again after a failure.
+ */
+interface PendingBatch {
+  batch: LedgerBatch;
+  /** The leases the batch shrinks: their `reserved` follows once it commits. */
+  kept: Lease[];
+  inFlight: Promise<void> | undefined;
 }
 
 /** A settlement or release taken by closeReservation and not yet committed. */
@@ -151,75 +163,12 @@ const INSERT_HOLD_SQL = `INSERT INTO switchboard_holds (tx_id, ledger_key, reser
     expires_at, actor_id, purpose, model) VALUES ($1, $2, $3, 'held', $4, $5, $6, $7, $8)`;
 const ADD_HOLD_TO_TOTAL_SQL = `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents,
     held_count, next_expiry) VALUES ($1, $2, $3, 1, $4) ${ADD_HOLD_TO_TOTAL_ON_CONFLICT}`;
-/** The batch of closings as rows: a JSON array of [tx id, actual as a string, status, at]. */
-const CLOSINGS_SQL = `SELECT value ->> 0 AS closing_tx, CAST(value ->> 1 AS INTEGER) AS closing_actual,
-  value ->> 2 AS closing_status, value ->> 3 AS closing_at FROM json_each($1)`;
-/** Held holds of the batch's txs close; returns what each total must move by. */
-const CLOSE_HELD_HOLDS_SQL = `UPDATE switchboard_holds
-  SET status = c.closing_status, settled_nanocents = c.closing_actual, settled_at = c.closing_at
-  FROM (${CLOSINGS_SQL}) AS c WHERE switchboard_holds.tx_id = c.closing_tx AND switchboard_holds.status = 'held'
-  RETURNING ledger_key, created_at, reserved_nanocents, settled_nanocents`;
-/** An expired hold no longer counts; settling it records, and counts, what the prompt really cost. */
-const SETTLE_EXPIRED_HOLDS_SQL = `UPDATE switchboard_holds
-  SET status = 'settled', settled_nanocents = c.closing_actual, settled_at = c.closing_at
-  FROM (${CLOSINGS_SQL}) AS c WHERE switchboard_holds.tx_id = c.closing_tx AND c.closing_status = 'settled'
-    AND switchboard_holds.status = 'expired'
-  RETURNING ledger_key, created_at, settled_nanocents`;
-
-/**
- * Writes one hold of a reservation admitted from a lease, closed already where it was settled or
- * released meanwhile. A tx id already written is skipped (and reported).
- */
-const INSERT_ADMITTED_HOLD_SQL = `INSERT INTO switchboard_holds (tx_id, ledger_key, reserved_nanocents,
-    settled_nanocents, status, created_at, settled_at, expires_at, actor_id, purpose, model)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`;
-/** Moves a bucket total by an amount, a number of held holds and (when some are added) their earliest expiry. */
-const MOVE_TOTAL_SQL = `INSERT INTO switchboard_hold_totals AS t (ledger_key, bucket_start, amount_nanocents,
-    held_count, next_expiry) VALUES ($1, $2, $3, $4, $5)
-  ON CONFLICT (ledger_key, bucket_start) DO UPDATE SET
-    amount_nanocents = t.amount_nanocents + excluded.amount_nanocents,
-    held_count = t.held_count + excluded.held_count,
-    next_expiry = CASE WHEN t.held_count + excluded.held_count <= 0 THEN NULL
-      WHEN excluded.next_expiry IS NOT NULL AND (t.next_expiry IS NULL OR excluded.next_expiry < t.next_expiry)
-      THEN excluded.next_expiry ELSE t.next_expiry END`;
-/** Takes what the admitted prompts now hold themselves off their lease. */
-const SHRINK_LEASE_SQL = `UPDATE switchboard_holds SET reserved_nanocents = reserved_nanocents - $1
-  WHERE tx_id = $2 AND ledger_key = $3 AND status = 'held' RETURNING created_at`;
-/** Gives a lease back: it leaves no trace but what its prompts' own holds record. */
-const GIVE_BACK_LEASE_SQL = `DELETE FROM switchboard_holds WHERE tx_id = $1 AND ledger_key = $2 AND status = 'held'
-  RETURNING reserved_nanocents, created_at`;
 /** Leases on a key still held (by other processes: this one gave its own back first). */
 const LEASES_ON_KEY_SQL = `SELECT tx_id FROM switchboard_holds WHERE tx_id >= '${LEASE_PREFIX}'
   AND tx_id < '${LEASE_PREFIX.slice(0, -1)};' AND ledger_key = $1 AND status = 'held' AND expires_at > $2`;
 /** How many of the given (JSON array of) tx ids are still held. */
 const STILL_HELD_SQL = `SELECT COUNT(*) AS held FROM switchboard_holds
   WHERE tx_id IN (SELECT value FROM json_each($1)) AND status = 'held'`;
-
-/** Bucket totals to move, one statement per bucket however many holds moved it. */
-class TotalMoves {
-  readonly #moves = new Map<
-    string,
-    { key: string; bucket: number; amount: bigint; held: number; expiry: number | null }
-  >();
-
-  add(key: string, createdAt: number, amount: bigint, held: number, expiry?: number): void {
-    const bucket = bucketOf(createdAt);
-    const id = `${key}\u0000${bucket}`;
-    const move = this.#moves.get(id);
-    const at = expiry ?? null;
-    if (move === undefined) this.#moves.set(id, { key, bucket, amount, held, expiry: at });
-    else {
-      move.amount += amount;
-      move.held += held;
-      if (at !== null && (move.expiry === null || at < move.expiry)) move.expiry = at;
-    }
-  }
-
-  apply(statement: Database.Statement): void {
-    for (const m of this.#moves.values())
-      statement.run({ 1: m.key, 2: m.bucket, 3: m.amount, 4: m.held, 5: m.expiry });
-  }
-}
 
 /**
  * Creates the folder (0700, as it may hold prompts) and the file (0600) when missing, so the
@@ -311,8 +260,9 @@ export class SqliteStore extends SqlStore {
   >;
   /** One transaction that commits what closeReservation queued and what leases admitted. */
   readonly #writeQueuedTransaction: Database.Transaction<(giveBack: (lease: Lease) => boolean) => void>;
-  #writer: UsageWriterThread | undefined;
+  #writer: WriterThread | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   /** Settlements taken by closeReservation, committed with this store's next write or soon after. */
   #queued: QueuedClosing[] = [];
   #queuedWrite: NodeJS.Timeout | undefined;
@@ -325,6 +275,9 @@ export class SqliteStore extends SqlStore {
   /** What the running transaction changed in memory, applied once it commits (dropped if it rolls back). */
   #onCommit: (() => void)[] = [];
   #duplicatesReported = false;
+  /** Ledger writes out of memory and not yet committed (see PendingBatch). */
+  #unacked: PendingBatch | undefined;
+  readonly #statementOf = (sql: string): Database.Statement => this.#statement(sql);
 
   /** `writerFile`: the database file, for writing usage rows on a separate thread (files only). */
   constructor(
@@ -341,7 +294,7 @@ export class SqliteStore extends SqlStore {
     this.#reserve = db.transaction((r) => this.#reserveInTransaction(r));
     this.#closeHolds = db.transaction((txId, actual, status) => {
       this.#applyQueued();
-      return this.#closeHoldsInTransaction([{ txId, actual, status, at: this.#clock() }]);
+      return closeHolds(this.#statementOf, [{ txId, actual, status, at: this.#clock() }]);
     });
     this.#takeAllowance = db.transaction((r) => this.#takeAllowanceInTransaction(r));
     this.#finishAllowance = db.transaction((txId, actual, status) => {
@@ -391,7 +344,16 @@ export class SqliteStore extends SqlStore {
   }
 
   #hasPending(): boolean {
-    return this.#queued.length > 0 || this.#budget.size > 0;
+    return this.#queued.length > 0 || this.#budget.size > 0 || this.#unacked !== undefined;
+  }
+
+  /** How many settlements and admitted reservations wait to be written. */
+  #waiting(): number {
+    const unacked = this.#unacked?.batch;
+    const admittedTxs = new Set(unacked?.holds.map((hold) => hold.txId));
+    return (
+      this.#queued.length + this.#budget.admitted.size + admittedTxs.size + (unacked?.closings.length ?? 0)
+    );
   }
 
   /** However the process ends, what waits is written first (core's exit-guard.ts); else soon. */
@@ -405,33 +367,66 @@ export class SqliteStore extends SqlStore {
 
   /** The queue as the exit guard sees it: written (and leases given back) however the process ends. */
   readonly #queueAtExit = new QueueAtExit(
-    () => this.#queued.length + this.#budget.admitted.size,
+    () => this.#waiting(),
     () => this.#queueFailure !== undefined,
     () => {
       if (!this.#closed) this.#writeQueued(giveBackAll);
     },
   );
 
-  /** The batch: writes what waits, gives back leases no prompt used since the last one or too old. */
+  /**
+   * The batch: writes what waits and gives back leases no prompt used since the last batch or
+   * that are too old — on the usage writer thread when the store has one, so the prompting thread
+   * only copies the batch; in this thread otherwise, or while allowance settlements wait.
+   */
   readonly #writeQueuedInBackground = (): void => {
     this.#queuedWrite = undefined;
     if (this.#closed || !this.#hasPending()) return;
+    if (this.#unacked?.inFlight !== undefined) {
+      this.#pendingAdded();
+      return;
+    }
     const now = this.#clock();
+    const giveBack = (lease: Lease) => !lease.used || isLeaseStale(lease, now);
+    const writer = this.#writerThread();
+    if (writer !== undefined && !this.#queued.some((closing) => closing.book === "allowance")) {
+      const pending = this.#take(giveBack);
+      pending.inFlight = writer.writeLedger(pending.batch).then(
+        (result) => {
+          pending.inFlight = undefined;
+          this.#acked(pending, result, false);
+          if (this.#hasPending()) this.#pendingAdded();
+          else exitGuard.forget(this.#queueAtExit);
+        },
+        (error) => {
+          pending.inFlight = undefined;
+          this.#batchFailed(error);
+        },
+      );
+      return;
+    }
     try {
-      this.#writeQueued((lease) => !lease.used || isLeaseStale(lease, now));
+      this.#writeQueued(giveBack);
     } catch (error) {
-      if (this.#queueFailure === undefined) {
-        process.emitWarning(
-          `Settling ${this.#queued.length + this.#budget.admitted.size} reservation(s) in SQLite failed; kept for retry: ${describeError(error)}`,
-        );
-      }
-      this.#queueFailure = error;
-      this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_RETRY_MS);
-      this.#queuedWrite.unref();
+      this.#batchFailed(error);
       return;
     }
     if (this.#hasPending()) this.#pendingAdded();
   };
+
+  /** A batch that failed stays out of memory and is tried again first, in a second (warned once per streak). */
+  #batchFailed(error: unknown): void {
+    if (this.#queueFailure === undefined) {
+      const count = this.#waiting();
+      process.emitWarning(
+        `Settling ${count} reservation(s) in SQLite failed; kept for retry: ${describeError(error)}`,
+      );
+    }
+    this.#queueFailure = error;
+    clearTimeout(this.#queuedWrite);
+    this.#queuedWrite = setTimeout(this.#writeQueuedInBackground, QUEUED_CLOSING_RETRY_MS);
+    this.#queuedWrite.unref();
+  }
 
   #writeQueued(giveBack: (lease: Lease) => boolean): void {
     try {
@@ -452,90 +447,92 @@ export class SqliteStore extends SqlStore {
   }
 
   /**
-   * Inside the current transaction: writes the reservations admitted from leases, takes them off
-   * their leases (or gives back the leases `giveBack` picks), and applies the queued settlements.
-   * Memory is updated once the transaction commits.
+   * Takes what waits in memory — reservations admitted from leases, lease changes (`giveBack`
+   * picks the leases to give back), queued settlements of holds — into the pending batch, merged
+   * with one that failed before. Given-back leases admit nothing more from here on.
+   */
+  #take(giveBack: ((lease: Lease) => boolean) | undefined): PendingBatch {
+    const pending = this.#unacked ?? {
+      batch: { holds: [], leases: [], closings: [] },
+      kept: [],
+      inFlight: undefined,
+    };
+    this.#unacked = pending;
+    const holds: AdmittedHold[] = pending.batch.holds;
+    for (const a of this.#budget.admitted.values()) {
+      for (const key of a.keys) {
+        holds.push({
+          txId: a.txId,
+          key,
+          amount: a.amount,
+          createdAt: a.createdAt,
+          expiresAt: a.expiresAt,
+          actorId: a.actorId,
+          purpose: a.purpose,
+          model: a.model,
+          closing: a.closing,
+        });
+      }
+    }
+    this.#budget.admitted.clear();
+    // One change per lease: a lease shrunk by the failed batch and given back now is given back.
+    const changes = new Map<string, LeaseChange>(pending.batch.leases.map((change) => [change.txId, change]));
+    for (const lease of [...this.#budget.leases.values()]) {
+      const back = giveBack?.(lease) ?? false;
+      changes.set(lease.txId, { txId: lease.txId, key: lease.key, giveBack: back });
+      if (back) this.#budget.leases.delete(lease.key);
+      else {
+        lease.used = false;
+        if (!pending.kept.includes(lease)) pending.kept.push(lease);
+      }
+    }
+    pending.batch.leases = [...changes.values()];
+    if (this.#queued.some((closing) => closing.book === "caps")) {
+      for (const closing of this.#queued) if (closing.book === "caps") pending.batch.closings.push(closing);
+      this.#queued = this.#queued.filter((closing) => closing.book !== "caps");
+    }
+    return pending;
+  }
+
+  /** A pending batch committed. */
+  #acked(pending: PendingBatch, result: LedgerBatchResult, replayed: boolean): void {
+    if (this.#unacked === pending) this.#unacked = undefined;
+    for (const lease of pending.kept) lease.reserved -= result.shrunk.get(lease.txId) ?? 0n;
+    this.#queueFailure = undefined;
+    // A batch the writer thread may have committed already, written again at exit, skips its holds.
+    if (result.skipped > 0 && !replayed && !this.#duplicatesReported) {
+      this.#duplicatesReported = true;
+      process.emitWarning(
+        `${result.skipped} hold(s) of reservations admitted from a budget lease were not written: ` +
+          "their tx id had been used before (each reservation needs its own tx id). Their amount stayed held by the lease until it was given back.",
+      );
+    }
+  }
+
+  /**
+   * Inside the current transaction: writes what waits (the pending batch: admitted reservations,
+   * lease changes — `giveBack` picks the leases to give back — and queued settlements of holds),
+   * then queued allowance settlements. Memory follows once the transaction commits; if it rolls
+   * back, the batch is kept and tried again first.
    */
   #applyQueued(giveBack?: (lease: Lease) => boolean): void {
     if (this.#queueApplied) return;
     this.#queueApplied = true;
-    const moves = new TotalMoves();
-    const written = this.#writeAdmitted(moves);
-    for (const lease of this.#budget.leases.values()) {
-      const shrink = written.get(lease.key) ?? 0n;
-      if (giveBack?.(lease)) {
-        const row = this.#get(GIVE_BACK_LEASE_SQL, { 1: lease.txId, 2: lease.key });
-        if (row) moves.add(lease.key, Number(row.created_at), -toBigint(row.reserved_nanocents), -1);
-        this.#onCommit.push(() => {
-          if (this.#budget.leases.get(lease.key) === lease) this.#budget.leases.delete(lease.key);
-        });
-        continue;
-      }
-      if (shrink > 0n) {
-        const row = this.#get(SHRINK_LEASE_SQL, { 1: shrink, 2: lease.txId, 3: lease.key });
-        if (row) moves.add(lease.key, Number(row.created_at), -shrink, 0);
-      }
-      this.#onCommit.push(() => {
-        lease.reserved -= shrink;
-        lease.used = false;
-      });
+    if (this.#budget.size > 0 || this.#unacked !== undefined || this.#queued.some((c) => c.book === "caps")) {
+      // At exit a batch may still be with the writer thread: written again here, idempotently.
+      const replayed = this.#unacked?.inFlight !== undefined;
+      const pending = this.#take(giveBack);
+      const result = writeLedgerBatch(this.#statementOf, pending.batch);
+      this.#onCommit.push(() => this.#acked(pending, result, replayed));
     }
-    moves.apply(this.#statement(MOVE_TOTAL_SQL));
-    const queued = this.#queued;
-    if (queued.length === 0) return;
-    const holds = queued.filter((closing) => closing.book === "caps");
-    if (holds.length > 0) this.#closeHoldsInTransaction(holds);
-    for (const closing of queued) {
-      if (closing.book === "allowance")
-        this.#finishAllowanceInTransaction(closing.txId, closing.actual, closing.status, closing.at);
-    }
+    const allowances = this.#queued;
+    if (allowances.length === 0) return;
+    for (const closing of allowances)
+      this.#finishAllowanceInTransaction(closing.txId, closing.actual, closing.status, closing.at);
     this.#onCommit.push(() => {
-      this.#queued = this.#queued.slice(queued.length);
+      this.#queued = this.#queued.slice(allowances.length);
       this.#queueFailure = undefined;
     });
-  }
-
-  /** Writes the holds of the reservations admitted from leases; what was written per key. */
-  #writeAdmitted(moves: TotalMoves): Map<string, bigint> {
-    const written = new Map<string, bigint>();
-    const admitted = this.#budget.admitted;
-    if (admitted.size === 0) return written;
-    const insert = this.#statement(INSERT_ADMITTED_HOLD_SQL);
-    let skipped = 0;
-    for (const a of admitted.values()) {
-      const { closing } = a;
-      for (const key of a.keys) {
-        const params = {
-          1: a.txId,
-          2: key,
-          3: a.amount,
-          4: closing?.actual ?? null,
-          5: closing?.status ?? "held",
-          6: a.createdAt,
-          7: closing?.at ?? null,
-          8: a.expiresAt,
-          9: a.actorId,
-          10: a.purpose,
-          11: a.model,
-        };
-        if (insert.run(params).changes === 0) {
-          skipped += 1;
-          continue;
-        }
-        if (closing === undefined) moves.add(key, a.createdAt, a.amount, 1, a.expiresAt);
-        else if (closing.status === "settled") moves.add(key, a.createdAt, closing.actual, 0);
-        written.set(key, (written.get(key) ?? 0n) + a.amount);
-      }
-    }
-    if (skipped > 0 && !this.#duplicatesReported) {
-      this.#duplicatesReported = true;
-      process.emitWarning(
-        `${skipped} hold(s) of reservations admitted from a budget lease were not written: ` +
-          "their tx id had been used before (each reservation needs its own tx id). Their amount stayed held by the lease until it was given back.",
-      );
-    }
-    this.#onCommit.push(() => admitted.clear());
-    return written;
   }
 
   protected now(): number {
@@ -597,12 +594,22 @@ export class SqliteStore extends SqlStore {
     }
   }
 
+  /** #sync, once a batch with the writer thread has committed (unless the operation keeps leases). */
   #async<T>(operation: string, work: () => T, appliesQueued = false): Promise<T> {
+    const inFlight = KEEPS_LEASES.has(operation) ? undefined : this.#unacked?.inFlight;
+    if (inFlight !== undefined) return inFlight.then(() => this.#async(operation, work, appliesQueued));
     try {
       return Promise.resolve(this.#sync(operation, work, appliesQueued));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** The usage writer thread, which also writes ledger batches (file stores only). */
+  #writerThread(): WriterThread | undefined {
+    if (this.#writerFile === undefined || this.#closed) return undefined;
+    this.#writer ??= new WriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
+    return this.#writer;
   }
 
   protected all(operation: string, sql: string, params: readonly unknown[] = []): Promise<Row[]> {
@@ -623,8 +630,13 @@ export class SqliteStore extends SqlStore {
     );
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await this.#unacked?.inFlight;
     let unsettled: unknown;
     try {
       if (this.#hasPending()) this.#writeQueued(giveBackAll);
@@ -655,10 +667,8 @@ export class SqliteStore extends SqlStore {
   // --- usage log -----------------------------------------------------------------------------------
 
   protected insertUsageRows(rows: readonly UsageValues[]): Promise<number> {
-    if (this.#writerFile && !this.#closed) {
-      this.#writer ??= new UsageWriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
-      return this.#writer.insert(rows);
-    }
+    const writer = this.#writerThread();
+    if (writer !== undefined) return writer.insert(rows);
     return this.#async("insertUsage", () => this.#insertUsageNow(rows));
   }
 
@@ -691,10 +701,11 @@ export class SqliteStore extends SqlStore {
       this.#pendingAdded();
       return { ok: true };
     }
-    const first = this.#sync("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true);
+    const first = await this.#async("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true);
     if (first.otherLeases.length === 0) return first.verdict;
     await this.#leasesGivenBack(first.otherLeases);
-    return this.#sync("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true).verdict;
+    return (await this.#async("reserveAgainstCaps", () => this.#reserve.immediate(reservation), true))
+      .verdict;
   }
 
   /** Waits until none of the leases is held any more, or FOREIGN_LEASE_WAIT_MS passed. */
@@ -703,7 +714,7 @@ export class SqliteStore extends SqlStore {
     const ids = JSON.stringify(txIds);
     while (Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, FOREIGN_LEASE_POLL_MS));
-      const held = this.#sync("reserveAgainstCaps", () => this.#get(STILL_HELD_SQL, { 1: ids })?.held);
+      const held = await this.#async("reserveAgainstCaps", () => this.#get(STILL_HELD_SQL, { 1: ids })?.held);
       if (toBigint(held) === 0n) return;
     }
   }
@@ -821,28 +832,6 @@ export class SqliteStore extends SqlStore {
   protected closeHolds(txId: string, actual: bigint, status: ClosingStatus): Promise<number> {
     const operation = status === "settled" ? "settleHolds" : "rollbackHolds";
     return this.#async(operation, () => this.#closeHolds.immediate(txId, actual, status), true);
-  }
-
-  /**
-   * Closes the holds of every given tx with two statements however many there are — held holds
-   * settle (or roll back); expired holds of settled txs are settled, counting again — then moves
-   * each bucket total touched once, by the sum of its holds' changes. Returns how many closed.
-   */
-  #closeHoldsInTransaction(closings: readonly HoldClosing[]): number {
-    const batch = JSON.stringify(closings.map((c) => [c.txId, c.actual.toString(), c.status, c.at]));
-    const held = this.#rows(CLOSE_HELD_HOLDS_SQL, { 1: batch });
-    const expired = closings.some((closing) => closing.status === "settled")
-      ? this.#rows(SETTLE_EXPIRED_HOLDS_SQL, { 1: batch })
-      : [];
-    const moves = new TotalMoves();
-    for (const hold of held) {
-      const change = toBigint(hold.settled_nanocents) - toBigint(hold.reserved_nanocents);
-      moves.add(String(hold.ledger_key), Number(hold.created_at), change, -1);
-    }
-    for (const hold of expired)
-      moves.add(String(hold.ledger_key), Number(hold.created_at), toBigint(hold.settled_nanocents), 0);
-    moves.apply(this.#statement(MOVE_TOTAL_SQL));
-    return held.length + expired.length;
   }
 
   expireHolds(): Promise<number> {
@@ -981,32 +970,33 @@ export class SqliteStore extends SqlStore {
 }
 
 /**
- * The prompting thread only copies usage rows to this writer thread, which inserts them through
- * its own connection. Resolves once the rows are committed, so a read after it sees them.
+ * The prompting thread only copies usage rows and ledger batches to this writer thread, which
+ * writes them through its own connection. Each write resolves once committed, so a read after it
+ * sees it.
  */
-class UsageWriterThread {
+class WriterThread {
   readonly #worker: Worker;
   readonly #pending = new Map<
     number,
-    { resolve: (inserted: number) => void; reject: (error: unknown) => void }
+    { resolve: (reply: WriterReply) => void; reject: (error: unknown) => void }
   >();
-  readonly #inflight = new Set<Promise<number>>();
+  readonly #inflight = new Set<Promise<unknown>>();
   #nextId = 0;
 
   constructor(path: string, busyTimeoutMs: number) {
     const file = import.meta.url.endsWith(".ts") ? "./sqlite-usage-writer.ts" : "./sqlite-usage-writer.js";
     this.#worker = new Worker(new URL(file, import.meta.url), { workerData: { path, busyTimeoutMs } });
     this.#worker.unref();
-    this.#worker.on("message", (reply: UsageWriteReply) => {
+    this.#worker.on("message", (reply: WriterReply) => {
       const waiter = this.#pending.get(reply.id);
       this.#pending.delete(reply.id);
       if (this.#pending.size === 0) this.#worker.unref();
       if (!waiter) return;
       if ("error" in reply)
         waiter.reject(
-          storageError("sqlite", "insertUsage", Object.assign(new Error(reply.error), { code: reply.code })),
+          Object.assign(new Error(reply.error), reply.code === undefined ? {} : { code: reply.code }),
         );
-      else waiter.resolve(reply.inserted);
+      else waiter.resolve(reply);
     });
     this.#worker.on("error", (error) => this.#failAll(error));
     this.#worker.on("exit", (code) =>
@@ -1014,13 +1004,30 @@ class UsageWriterThread {
     );
   }
 
-  insert(rows: UsageWriteRequest["rows"]): Promise<number> {
+  async insert(rows: UsageWriteRequest["rows"]): Promise<number> {
+    try {
+      const reply = await this.#send({ id: 0, rows });
+      return "inserted" in reply ? reply.inserted : 0;
+    } catch (error) {
+      throw storageError("sqlite", "insertUsage", error);
+    }
+  }
+
+  /** Rejects with the driver's error (the store keeps the batch and retries it). */
+  async writeLedger(ledger: LedgerBatch): Promise<LedgerBatchResult> {
+    const reply = await this.#send({ id: 0, ledger });
+    if (!("ledger" in reply))
+      throw new Error("the writer thread answered a ledger batch with something else");
+    return reply.ledger;
+  }
+
+  #send(request: WriterRequest): Promise<WriterReply> {
     const id = this.#nextId++;
-    const written = new Promise<number>((resolve, reject) => {
+    const written = new Promise<WriterReply>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       // Held writes keep the process alive until they are committed.
       this.#worker.ref();
-      this.#worker.postMessage({ id, rows } satisfies UsageWriteRequest);
+      this.#worker.postMessage({ ...request, id } satisfies WriterRequest);
     });
     this.#inflight.add(written);
     const forget = () => this.#inflight.delete(written);
@@ -1034,7 +1041,7 @@ class UsageWriterThread {
   }
 
   #failAll(error: unknown): void {
-    for (const waiter of this.#pending.values()) waiter.reject(storageError("sqlite", "insertUsage", error));
+    for (const waiter of this.#pending.values()) waiter.reject(error);
     this.#pending.clear();
   }
 }
