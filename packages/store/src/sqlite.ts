@@ -608,7 +608,9 @@ export class SqliteStore extends SqlStore {
   /** The usage writer thread, which also writes ledger batches (file stores only). */
   #writerThread(): WriterThread | undefined {
     if (this.#writerFile === undefined || this.#closed) return undefined;
-    this.#writer ??= new WriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
+    // A thread that died (its error was reported to what it was writing) is replaced.
+    if (this.#writer === undefined || this.#writer.dead)
+      this.#writer = new WriterThread(this.#writerFile.path, this.#writerFile.busyTimeoutMs);
     return this.#writer;
   }
 
@@ -982,6 +984,8 @@ class WriterThread {
   >();
   readonly #inflight = new Set<Promise<unknown>>();
   #nextId = 0;
+  /** Set once the thread failed or ended: nothing sent to it would ever be answered. */
+  dead = false;
 
   constructor(path: string, busyTimeoutMs: number) {
     const file = import.meta.url.endsWith(".ts") ? "./sqlite-usage-writer.ts" : "./sqlite-usage-writer.js";
@@ -1022,6 +1026,7 @@ class WriterThread {
   }
 
   #send(request: WriterRequest): Promise<WriterReply> {
+    if (this.dead) return Promise.reject(new Error("the usage writer thread has stopped"));
     const id = this.#nextId++;
     const written = new Promise<WriterReply>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -1041,6 +1046,7 @@ class WriterThread {
   }
 
   #failAll(error: unknown): void {
+    this.dead = true;
     for (const waiter of this.#pending.values()) waiter.reject(error);
     this.#pending.clear();
   }
