@@ -11,9 +11,10 @@
  * CPU per call (all threads; steadier on a busy machine). A last line puts a floor under the
  * limit: the hub with an accountant that only runs two trivial SQLite write transactions (what a
  * reserve and a settle written at once would cost at the least). Then the same read as streams,
- * and where full governance's time goes: each reserve and settle timed at the store (a settlement
- * is queued there and committed in batches), and CPU per prompt on the prompting thread apart from
- * the other threads (the usage writer, the garbage collector).
+ * and where full governance's time goes: each reserve and settle timed at the store (most
+ * reservations are admitted there from a budget lease; settlements and admitted holds are committed
+ * in batches by the writer thread), and CPU per prompt on the prompting thread apart from the
+ * other threads (the usage and ledger writer, the garbage collector).
  * `npm run bench:governance` (`-- --rounds=N --calls=N --warmup=N`); exits 1 when the target is missed.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -350,7 +351,8 @@ const settles = timed.samples.get("closeReservation") ?? [];
 console.log(`  reserve (store.reserveAgainstCaps)  ${describeSpans(reserves)}`);
 console.log(`  settle  (store.closeReservation)    ${describeSpans(settles)}`);
 console.log(
-  "  (a settlement below its reservation is queued; the queue is committed every 50 ms, its CPU counted below)",
+  "  (most reservations are admitted from a budget lease in memory; settlements and the holds of admitted\n" +
+    "   reservations are committed every 50 ms by the writer thread, its CPU counted under other threads below)",
 );
 const cpuLine = (name: string, split: CpuSplit | undefined) =>
   `  CPU per prompt, ${name.padEnd(17)} prompting thread ${split?.main.toFixed(0).padStart(4)} µs, other threads ${split?.others.toFixed(0).padStart(4)} µs`;
