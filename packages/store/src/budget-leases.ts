@@ -23,7 +23,7 @@ import type { NormalizedReserve } from "./shared.ts";
 
 /** Every lease's tx id starts with this; callers' tx ids may not. */
 export const LEASE_PREFIX = "lease:";
-/** How long one lease may admit prompts; a process waiting for another's lease waits about this long. */
+/** How long one lease may admit prompts (a process refused while another holds a lease waits for it). */
 export const LEASE_MAX_AGE_MS = 200;
 /** A lease covers at most this many prompts of the size of the one that took it. */
 const LEASE_PROMPTS = 256n;

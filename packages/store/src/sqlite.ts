@@ -17,7 +17,6 @@ import type { Statement } from "./admin.ts";
 import {
   BudgetLeases,
   isLeaseStale,
-  LEASE_MAX_AGE_MS,
   LEASE_PREFIX,
   type Lease,
   leaseSize,
@@ -76,8 +75,12 @@ const QUEUED_CLOSING_BATCH_MS = 50;
 const QUEUED_CLOSING_RETRY_MS = 1000;
 /** A reservation commits the queue with it once this many wait (a loop that never yields to I/O). */
 const MAX_QUEUED_CLOSINGS = 4096;
-/** A refused reservation waits at most this long for other processes' leases on its key to end. */
-const FOREIGN_LEASE_WAIT_MS = LEASE_MAX_AGE_MS + 2 * QUEUED_CLOSING_BATCH_MS + 100;
+/**
+ * A refused reservation waits at most this long for other processes' leases on its key to end:
+ * a lease lasts LEASE_MAX_AGE_MS and is given back by the next batches, which a writer thread that
+ * is still starting can hold up a little.
+ */
+const FOREIGN_LEASE_WAIT_MS = 1000;
 const FOREIGN_LEASE_POLL_MS = 20;
 /**
  * Operations that neither read nor write budgets, some on every request (secret and token look-ups,
@@ -93,6 +96,7 @@ const KEEPS_LEASES = new Set([
   "findSession",
   "insertAuditEntry",
   "migrations",
+  "listPurposeOverrides",
 ]);
 
 /** A store's queued settlements as the exit guard sees them (core's exit-guard.ts). */
