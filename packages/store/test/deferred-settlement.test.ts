@@ -189,6 +189,7 @@ describe("deferred settlement on SQLite", () => {
 
   it.each([
     { mode: "exit", ending: { code: 0, signal: null } },
+    { mode: "exit-mid-batch", ending: { code: 0, signal: null } },
     { mode: "sigterm", ending: { code: null, signal: "SIGTERM" } },
   ])(
     "commits what is queued when the process ends ($mode) without closing the store",
