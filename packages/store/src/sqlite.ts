@@ -744,7 +744,7 @@ export class SqliteStore extends SqlStore {
     // This store's leases on these keys are given back first (with what they admitted written), so
     // the check below counts what was really spent; so are stale ones elsewhere.
     const keys = new Set(r.caps.map((cap) => cap.key));
-    if (this.#budget.size > 0 || this.#queued.length >= MAX_QUEUED_CLOSINGS)
+    if (this.#budget.size > 0 || this.#unacked !== undefined || this.#queued.length >= MAX_QUEUED_CLOSINGS)
       this.#applyQueued((lease) => keys.has(lease.key) || isLeaseStale(lease, now));
     let check = this.#check(r);
     // Queued settlements and expired holds matter only when they would refuse: look at them then, not on every prompt.
