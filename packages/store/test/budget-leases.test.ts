@@ -212,4 +212,35 @@ describe.each([
       process.off("warning", onWarning);
     }
   });
+
+  it("keeps what leases admitted while the database is locked, warns once, and writes it when it can", async () => {
+    backend = sqliteBackend();
+    const store = await backend.open({ usageWriterThread, busyTimeoutMs: 50 });
+    const key = uid("limit");
+    await reserve(store, key, 1000n, 1_000_000n);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on("warning", onWarning);
+    const { url } = await backend.connection();
+    const locker = new Database(url.slice("sqlite:".length));
+    try {
+      locker.exec("BEGIN IMMEDIATE");
+      // Admitted from the lease: no database needed.
+      for (let i = 0; i < 5; i++) {
+        const admitted = await reserve(store, key, 1000n, 1_000_000n);
+        expect(admitted.result).toEqual({ ok: true });
+        await store.closeReservation({ book: "caps", txId: admitted.txId, actual: 100n, reserved: 1000n });
+      }
+      await vi.waitFor(() => expect(warnings).toHaveLength(1), { timeout: 5_000, interval: 20 });
+      expect(warnings[0]).toMatch(/^Settling 5 reservation\(s\) in SQLite failed; kept for retry: .*locked/);
+      locker.exec("ROLLBACK");
+      expect(await store.spentInWindow(key, windowStart)).toBe(1000n + 5n * 100n);
+      expect(await store.listHolds({ key, status: "settled" })).toHaveLength(5);
+      expect(warnings).toHaveLength(1);
+    } finally {
+      process.off("warning", onWarning);
+      if (locker.inTransaction) locker.exec("ROLLBACK");
+      locker.close();
+    }
+  });
 });
