@@ -5,12 +5,15 @@
  * overrun; reads through the same store, flush, close and process exit give the lease back, so
  * what is reported is exact; a refusal waits for other stores' leases to be given back.
  */
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Store } from "../src/types.ts";
 import { type StoreBackend, sqliteBackend } from "./backends.ts";
 
+const CHILD = fileURLToPath(new URL("./fixtures/reserve-until-refused.ts", import.meta.url));
 const windowStart = new Date(Date.UTC(2020, 0, 1));
 const uid = (prefix: string) => `${prefix}-${randomUUID()}`;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -242,5 +245,35 @@ describe.each([
       if (locker.inTransaction) locker.exec("ROLLBACK");
       locker.close();
     }
+  });
+});
+
+describe("budget leases across processes", () => {
+  const backend = sqliteBackend();
+  afterEach(() => backend.cleanup());
+
+  /** Runs the child to its first refusal; how many reservations it was admitted. */
+  const child = (url: string, key: string, cap: bigint, amount: bigint) =>
+    new Promise<number>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [CHILD, url, key, String(cap), String(amount)],
+        { timeout: 60_000 },
+        (error, stdout, stderr) =>
+          error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(Number(stdout)),
+      );
+    });
+
+  it("lets three processes spend a shared cap exactly, to the last reservation", async () => {
+    const { url } = await backend.connection();
+    const store = await backend.open();
+    const key = uid("limit");
+    const cap = 3_000_000n;
+    const amount = 1000n;
+    const admitted = await Promise.all([1, 2, 3].map(() => child(url, key, cap, amount)));
+    // Every process stopped at its first refusal, with the cap spent to the last nanocent.
+    expect(admitted.reduce((sum, count) => sum + count, 0)).toBe(3000);
+    expect(await store.spentInWindow(key, windowStart)).toBe(cap);
+    expect(await store.listHolds({ key, status: "held" })).toEqual([]);
   });
 });
