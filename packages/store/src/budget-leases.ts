@@ -25,6 +25,13 @@ import type { NormalizedReserve } from "./shared.ts";
 export const LEASE_PREFIX = "lease:";
 /** How long one lease may admit prompts (a process refused while another holds a lease waits for it). */
 export const LEASE_MAX_AGE_MS = 200;
+/**
+ * A refused reservation waits at most this long for other processes' leases on its key to end:
+ * a lease lasts LEASE_MAX_AGE_MS and is given back by the next batches, which a writer thread that
+ * is still starting can hold up a little. It looks every FOREIGN_LEASE_POLL_MS.
+ */
+export const FOREIGN_LEASE_WAIT_MS = 1000;
+export const FOREIGN_LEASE_POLL_MS = 20;
 /** A lease covers at most this many prompts of the size of the one that took it. */
 const LEASE_PROMPTS = 256n;
 /** …and at most this share of what the cap has left. */

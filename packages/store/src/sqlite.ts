@@ -16,6 +16,8 @@ import Database from "better-sqlite3";
 import type { Statement } from "./admin.ts";
 import {
   BudgetLeases,
+  FOREIGN_LEASE_POLL_MS,
+  FOREIGN_LEASE_WAIT_MS,
   isLeaseStale,
   LEASE_PREFIX,
   type Lease,
@@ -75,13 +77,6 @@ const QUEUED_CLOSING_BATCH_MS = 50;
 const QUEUED_CLOSING_RETRY_MS = 1000;
 /** A reservation commits the queue with it once this many wait (a loop that never yields to I/O). */
 const MAX_QUEUED_CLOSINGS = 4096;
-/**
- * A refused reservation waits at most this long for other processes' leases on its key to end:
- * a lease lasts LEASE_MAX_AGE_MS and is given back by the next batches, which a writer thread that
- * is still starting can hold up a little.
- */
-const FOREIGN_LEASE_WAIT_MS = 1000;
-const FOREIGN_LEASE_POLL_MS = 20;
 /**
  * Operations that neither read nor write budgets, some on every request (secret and token look-ups,
  * usage rows): they keep this store's leases. Every other operation gives them back first, so what
