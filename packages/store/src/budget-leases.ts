@@ -7,8 +7,9 @@
  * `lease:` — and admits the next prompts of the same keys from it in memory. Every
  * other process counts the whole lease as held, so no process can overrun a cap: a prompt admitted
  * from a lease was covered by budget the database had already set aside. The prompts' own holds
- * are written with the next batch (every 50 ms, with the queued settlements), each taking its
- * amount off the lease, so the database always counts at least what this process admitted.
+ * are written with the next ledger batch (ledger-batch.ts: every 50 ms, with the queued
+ * settlements, on the usage writer thread), each taking its amount off the lease, so the database
+ * always counts at least what this process admitted.
  *
  * A lease lasts at most LEASE_MAX_AGE_MS and is given back at the next batch once no prompt used
  * it, before any read of this store (its reports stay exact), at flush, close and process exit.
@@ -46,7 +47,7 @@ const MIN_WINDOW_SPAN_MS = 10_000;
 /** No lease when holds expire sooner than this: a live process must never see its lease expire. */
 const MIN_HOLD_TTL_MS = 60_000;
 /** Admitted reservations wait for the batch; past this many the next reservation writes them. */
-export const MAX_ADMITTED = 4096;
+const MAX_ADMITTED = 4096;
 
 export interface Lease {
   key: string;
@@ -54,7 +55,7 @@ export interface Lease {
   createdAt: number;
   /** The cap it was checked against: a different cap (configuration changed) needs a new lease. */
   cap: bigint;
-  /** What its hold row reserves in the database now. */
+  /** What its hold row reserves in the database, as of the last batch this process knows committed. */
   reserved: bigint;
   /** What it can still admit. */
   free: bigint;
