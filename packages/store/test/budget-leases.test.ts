@@ -12,6 +12,7 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Store } from "../src/types.ts";
 import { type StoreBackend, sqliteBackend } from "./backends.ts";
+import { withWarnings, withWriteLock } from "./helpers.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/reserve-until-refused.ts", import.meta.url));
 const windowStart = new Date(Date.UTC(2020, 0, 1));
@@ -197,10 +198,7 @@ describe.each([
   it("reports a tx id reused after its hold was written, counting it once", async () => {
     const { store } = await setUp();
     const key = uid("limit");
-    const warnings: string[] = [];
-    const onWarning = (warning: Error) => warnings.push(warning.message);
-    process.on("warning", onWarning);
-    try {
+    await withWarnings(async (warnings) => {
       const first = await reserve(store, key, 1000n, 1_000_000n);
       // Admitted from the lease the first reservation took; its hold cannot be written twice.
       expect((await reserve(store, key, 1000n, 1_000_000n, first.txId)).result).toEqual({ ok: true });
@@ -211,9 +209,7 @@ describe.each([
       ]);
       expect(await store.spentInWindow(key, windowStart)).toBe(1000n);
       expect(await store.listHolds({ key })).toHaveLength(1);
-    } finally {
-      process.off("warning", onWarning);
-    }
+    });
   });
 
   it("keeps what leases admitted while the database is locked, warns once, and writes it when it can", async () => {
@@ -221,30 +217,25 @@ describe.each([
     const store = await backend.open({ usageWriterThread, busyTimeoutMs: 50 });
     const key = uid("limit");
     await reserve(store, key, 1000n, 1_000_000n);
-    const warnings: string[] = [];
-    const onWarning = (warning: Error) => warnings.push(warning.message);
-    process.on("warning", onWarning);
     const { url } = await backend.connection();
-    const locker = new Database(url.slice("sqlite:".length));
-    try {
-      locker.exec("BEGIN IMMEDIATE");
-      // Admitted from the lease: no database needed.
-      for (let i = 0; i < 5; i++) {
-        const admitted = await reserve(store, key, 1000n, 1_000_000n);
-        expect(admitted.result).toEqual({ ok: true });
-        await store.closeReservation({ book: "caps", txId: admitted.txId, actual: 100n, reserved: 1000n });
-      }
-      await vi.waitFor(() => expect(warnings).toHaveLength(1), { timeout: 5_000, interval: 20 });
-      expect(warnings[0]).toMatch(/^Settling 5 reservation\(s\) in SQLite failed; kept for retry: .*locked/);
-      locker.exec("ROLLBACK");
-      expect(await store.spentInWindow(key, windowStart)).toBe(1000n + 5n * 100n);
-      expect(await store.listHolds({ key, status: "settled" })).toHaveLength(5);
-      expect(warnings).toHaveLength(1);
-    } finally {
-      process.off("warning", onWarning);
-      if (locker.inTransaction) locker.exec("ROLLBACK");
-      locker.close();
-    }
+    await withWarnings((warnings) =>
+      withWriteLock(url, async (release) => {
+        // Admitted from the lease: no database needed.
+        for (let i = 0; i < 5; i++) {
+          const admitted = await reserve(store, key, 1000n, 1_000_000n);
+          expect(admitted.result).toEqual({ ok: true });
+          await store.closeReservation({ book: "caps", txId: admitted.txId, actual: 100n, reserved: 1000n });
+        }
+        await vi.waitFor(() => expect(warnings).toHaveLength(1), { timeout: 5_000, interval: 20 });
+        expect(warnings[0]).toMatch(
+          /^Settling 5 reservation\(s\) in SQLite failed; kept for retry: .*locked/,
+        );
+        release();
+        expect(await store.spentInWindow(key, windowStart)).toBe(1000n + 5n * 100n);
+        expect(await store.listHolds({ key, status: "settled" })).toHaveLength(5);
+        expect(warnings).toHaveLength(1);
+      }),
+    );
   });
 });
 

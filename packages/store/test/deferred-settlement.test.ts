@@ -8,10 +8,10 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Store } from "../src/types.ts";
 import { postgresBackend, type StoreBackend, sqliteBackend } from "./backends.ts";
+import { withWarnings, withWriteLock } from "./helpers.ts";
 
 const CHILD = fileURLToPath(new URL("./fixtures/settle-then-exit.ts", import.meta.url));
 const windowStart = new Date(Date.UTC(2020, 0, 1));
@@ -164,27 +164,20 @@ describe("deferred settlement on SQLite", () => {
     const store = await backend.open({ busyTimeoutMs: 50 });
     const key = uid("limit");
     const txId = await reserve(store, key, 1000n);
-    const warnings: string[] = [];
-    const onWarning = (warning: Error) => warnings.push(warning.message);
-    process.on("warning", onWarning);
     const { url } = await backend.connection();
-    const locker = new Database(url.slice("sqlite:".length));
-    try {
-      locker.exec("BEGIN IMMEDIATE");
-      await store.closeReservation({ book: "caps", txId, actual: 5n, reserved: 1000n });
-      for (let waited = 0; warnings.length === 0 && waited < 5_000; waited += 50) await pause(50);
-      expect(warnings).toEqual([
-        expect.stringMatching(/^Settling 1 reservation\(s\) in SQLite failed; kept for retry: .*locked/),
-      ]);
-      locker.exec("ROLLBACK");
-      // Retried on its own (a second later), or now by the next operation of the store.
-      expect(await store.spentInWindow(key, windowStart)).toBe(5n);
-      expect((await store.listHolds({ txId }))[0]?.status).toBe("settled");
-    } finally {
-      process.off("warning", onWarning);
-      if (locker.inTransaction) locker.exec("ROLLBACK");
-      locker.close();
-    }
+    await withWarnings((warnings) =>
+      withWriteLock(url, async (release) => {
+        await store.closeReservation({ book: "caps", txId, actual: 5n, reserved: 1000n });
+        for (let waited = 0; warnings.length === 0 && waited < 5_000; waited += 50) await pause(50);
+        expect(warnings).toEqual([
+          expect.stringMatching(/^Settling 1 reservation\(s\) in SQLite failed; kept for retry: .*locked/),
+        ]);
+        release();
+        // Retried on its own (a second later), or now by the next operation of the store.
+        expect(await store.spentInWindow(key, windowStart)).toBe(5n);
+        expect((await store.listHolds({ txId }))[0]?.status).toBe("settled");
+      }),
+    );
   });
 
   it.each([
