@@ -55,8 +55,6 @@ export interface Lease {
   createdAt: number;
   /** The cap it was checked against: a different cap (configuration changed) needs a new lease. */
   cap: bigint;
-  /** What its hold row reserves in the database, as of the last batch this process knows committed. */
-  reserved: bigint;
   /** What it can still admit. */
   free: bigint;
   /** Whether a prompt was admitted since the last batch: an unused lease is given back. */

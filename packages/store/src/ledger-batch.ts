@@ -42,8 +42,6 @@ export interface LedgerBatch {
 }
 
 export interface LedgerBatchResult {
-  /** What was taken off each shrunk lease, by lease tx id. */
-  shrunk: Map<string, bigint>;
   /** Holds not written because their tx id was written before. */
   skipped: number;
 }
@@ -141,7 +139,6 @@ export function writeLedgerBatch(statement: StatementOf, batch: LedgerBatch): Le
       written.set(hold.key, (written.get(hold.key) ?? 0n) + hold.amount);
     }
   }
-  const shrunk = new Map<string, bigint>();
   for (const lease of batch.leases) {
     if (lease.giveBack) {
       const row = statement(GIVE_BACK_LEASE_SQL).get({ 1: lease.txId, 2: lease.key }) as
@@ -156,11 +153,10 @@ export function writeLedgerBatch(statement: StatementOf, batch: LedgerBatch): Le
       | { created_at: unknown }
       | undefined;
     if (row) moves.add(lease.key, Number(row.created_at), -shrink, 0);
-    shrunk.set(lease.txId, shrink);
   }
   closeHoldsInto(statement, batch.closings, moves);
   moves.apply(statement);
-  return { shrunk, skipped };
+  return { skipped };
 }
 
 /**

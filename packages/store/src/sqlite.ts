@@ -145,8 +145,6 @@ interface CheckedReservation {
  */
 interface PendingBatch {
   batch: LedgerBatch;
-  /** The leases the batch shrinks: their `reserved` follows once it commits. */
-  kept: Lease[];
   inFlight: Promise<void> | undefined;
 }
 
@@ -453,7 +451,6 @@ export class SqliteStore extends SqlStore {
   #take(giveBack: ((lease: Lease) => boolean) | undefined): PendingBatch {
     const pending = this.#unacked ?? {
       batch: { holds: [], leases: [], closings: [] },
-      kept: [],
       inFlight: undefined,
     };
     this.#unacked = pending;
@@ -480,10 +477,7 @@ export class SqliteStore extends SqlStore {
       const back = giveBack?.(lease) ?? false;
       changes.set(lease.txId, { txId: lease.txId, key: lease.key, giveBack: back });
       if (back) this.#budget.leases.delete(lease.key);
-      else {
-        lease.used = false;
-        if (!pending.kept.includes(lease)) pending.kept.push(lease);
-      }
+      else lease.used = false;
     }
     pending.batch.leases = [...changes.values()];
     if (this.#queued.some((closing) => closing.book === "caps")) {
@@ -496,7 +490,6 @@ export class SqliteStore extends SqlStore {
   /** A pending batch committed. */
   #acked(pending: PendingBatch, result: LedgerBatchResult, replayed: boolean): void {
     if (this.#unacked === pending) this.#unacked = undefined;
-    for (const lease of pending.kept) lease.reserved -= result.shrunk.get(lease.txId) ?? 0n;
     this.#queueFailure = undefined;
     // A batch the writer thread may have committed already, written again at exit, skips its holds.
     if (result.skipped > 0 && !replayed && !this.#duplicatesReported) {
@@ -780,7 +773,7 @@ export class SqliteStore extends SqlStore {
         const size = sizes[i] as bigint;
         const txId = this.#budget.nextTxId();
         hold(txId, cap.key, size, undefined);
-        return { key: cap.key, txId, createdAt: now, cap: cap.cap, reserved: size, free: size, used: false };
+        return { key: cap.key, txId, createdAt: now, cap: cap.cap, free: size, used: false };
       });
       this.#onCommit.push(() => {
         for (const lease of leases) this.#budget.leases.set(lease.key, lease);
